@@ -1,0 +1,55 @@
+"""IR -> keras.Model: the only place that wires the graph."""
+
+from __future__ import annotations
+
+from .errors import StructureError
+from .ir import Net
+from .lazy import keras
+from .registry import Context, check_supported, keras_layer_name, keras_shape, lookup
+from .shapes import infer_shapes
+
+
+def build_model(net: Net, extras: dict | None = None):
+    """Build the functional Keras model of ``net`` with its weights set.
+
+    Inputs are Caffe's net inputs in order, outputs the values no layer reads, in order.
+    The IR's weight arrays are released as soon as a layer has taken them.
+    """
+    check_supported(net)
+    if not net.shapes:
+        infer_shapes(net)
+    tensors = {}
+    model_inputs = []
+    for name, shape in net.inputs.items():
+        tensor = keras.Input(shape=keras_shape(shape)[1:], name=keras_layer_name(name))
+        tensors[name] = tensor
+        model_inputs.append(tensor)
+
+    for layer in net.layers:
+        ctx = Context(net=net, bottom_shapes=[net.shapes[b] for b in layer.bottoms],
+                      top_shapes=[net.shapes[t] for t in layer.tops], extras=dict(extras or {}))
+        steps = lookup(layer.type)(layer, ctx)
+        bottoms = [tensors[b] for b in layer.bottoms]
+        if not steps:  # the tops are the bottom (Split, Silence, no-ops)
+            outputs = [bottoms[0]] * len(layer.tops)
+        else:
+            value = bottoms[0] if len(bottoms) == 1 else bottoms
+            for step in steps:
+                value = step.layer(value)
+                if step.weights is not None:
+                    step.layer.set_weights(step.weights)
+            outputs = list(value) if isinstance(value, (list, tuple)) else [value]
+        if len(outputs) != len(layer.tops):
+            raise StructureError(f"layer {layer.name!r} ({layer.type}): the converter produced "
+                                 f"{len(outputs)} outputs for {len(layer.tops)} tops")
+        tensors.update(zip(layer.tops, outputs))
+        layer.blobs = []  # the Keras layer holds its own copy now
+
+    outputs = [tensors[value] for value in net.outputs]
+    if not outputs:
+        raise StructureError("the net has no outputs")
+    return keras.Model(
+        inputs=model_inputs[0] if len(model_inputs) == 1 else model_inputs,
+        outputs=outputs[0] if len(outputs) == 1 else outputs,
+        name=keras_layer_name(net.name) or "caffe_net",
+    )

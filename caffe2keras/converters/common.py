@@ -1,0 +1,40 @@
+"""Small helpers shared by the converter modules."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..errors import StructureError
+from ..lazy import keras
+from ..registry import Step, keras_layer_name
+
+
+def name_of(layer, suffix: str = "") -> str:
+    """The Keras name for a Caffe layer, or for a helper layer emitted before it."""
+    base = keras_layer_name(layer.name)
+    return f"{base}_{suffix}" if suffix else base
+
+
+def float32(array) -> np.ndarray:
+    return np.ascontiguousarray(array, dtype=np.float32)
+
+
+def nchw_to_nhwc(array: np.ndarray) -> np.ndarray:
+    """A per-position parameter of Caffe shape (C, H, W)-suffix moved to the Keras layout."""
+    return np.transpose(array, (0, 2, 3, 1)) if array.ndim == 4 else array
+
+
+def caffe_order_reshape(layer, in_shape, out_shape, final_name: str):
+    """Steps that reshape the way Caffe does (row-major over NCHW) while every 4-D blob stays
+    NHWC in Keras; the last step is named ``final_name``."""
+    if out_shape[0] != in_shape[0]:
+        raise StructureError(f"layer {layer.name!r} ({layer.type}): changing the batch axis "
+                             f"({in_shape} -> {out_shape}) does not convert")
+    plan = []  # (name suffix, layer class, argument)
+    if len(in_shape) == 4:
+        plan.append(("to_nchw", keras.layers.Permute, (3, 1, 2)))
+    plan.append(("reshape", keras.layers.Reshape, tuple(out_shape[1:])))
+    if len(out_shape) == 4:
+        plan.append(("to_nhwc", keras.layers.Permute, (2, 3, 1)))
+    names = [f"{final_name}_{suffix}" for suffix, _, _ in plan[:-1]] + [final_name]
+    return [Step(cls(argument, name=name)) for (_, cls, argument), name in zip(plan, names)]

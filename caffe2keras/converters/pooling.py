@@ -1,0 +1,35 @@
+"""Pooling -> Keras pooling where it is exact, CaffePooling2D where Caffe's rules differ."""
+
+from __future__ import annotations
+
+from ..errors import StructureError
+from ..lazy import custom_layers, keras
+from ..proto import caffe_pb2
+from ..registry import Step, converter
+from ..shapes.conv import pool_geometry
+from .common import name_of
+
+_MODES = {caffe_pb2.PoolingParameter.MAX: "max", caffe_pb2.PoolingParameter.AVE: "ave"}
+
+
+@converter("Pooling")
+def pooling(layer, ctx):
+    bottom = ctx.bottom_shapes[0]
+    g = pool_geometry(layer, bottom)
+    mode = _MODES.get(layer.param.pooling_param.pool)
+    if mode is None:
+        raise StructureError(f"layer {layer.name!r} (Pooling): STOCHASTIC pooling has no inference "
+                             "form in Caffe's CPU code and does not convert")
+    if len(layer.tops) != 1:
+        raise StructureError(f"layer {layer.name!r} (Pooling): the argmax mask top does not convert")
+    name = name_of(layer)
+    if g.global_pooling:
+        cls = keras.layers.GlobalMaxPooling2D if mode == "max" else keras.layers.GlobalAveragePooling2D
+        return [Step(cls(keepdims=True, name=name))]
+    # Plain Keras pooling is exact when no window touches padding or hangs over the edge.
+    fits = all((size - k) % s == 0 for size, k, s in zip(bottom[2:], g.kernel, g.stride))
+    if g.pad == (0, 0) and fits:
+        cls = keras.layers.MaxPooling2D if mode == "max" else keras.layers.AveragePooling2D
+        return [Step(cls(pool_size=g.kernel, strides=g.stride, padding="valid", name=name))]
+    return [Step(custom_layers.CaffePooling2D(pool=mode, kernel=g.kernel, stride=g.stride,
+                                              pad=g.pad, output_size=g.output, name=name))]

@@ -1,0 +1,55 @@
+"""The ``inspect`` report: a net's layers with Caffe's shapes, parameter counts and converters."""
+
+from __future__ import annotations
+
+import math
+
+from .ir import Net
+from .registry import has_converter
+from .shapes import infer_shapes
+
+
+def _shape_text(shape) -> str:
+    return "?" if shape is None else "x".join(str(d) for d in shape)
+
+
+def inspect_rows(net: Net) -> list[tuple[str, ...]]:
+    rows = []
+    for name, shape in net.inputs.items():
+        rows.append((name, "Input", "", name, _shape_text(shape), "0", "yes"))
+    for layer in net.layers:
+        shapes = ", ".join(_shape_text(net.shapes.get(t)) for t in layer.tops) or "-"
+        params = sum(blob.size for blob in layer.blobs)
+        rows.append((layer.name, layer.type, ", ".join(map(net.blob_name, layer.bottoms)),
+                     ", ".join(layer.top_blobs), shapes,
+                     f"{params:,}" if layer.blobs else "-",
+                     "yes" if has_converter(layer.type) else "NO"))
+    return rows
+
+
+def format_report(net: Net) -> str:
+    infer_shapes(net, strict=False)
+    header = ("layer", "type", "bottoms", "tops", "top shape (NCHW)", "params", "converter")
+    rows = inspect_rows(net)
+    widths = [max(len(row[i]) for row in rows + [header]) for i in range(len(header))]
+    lines = ["  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip()
+             for row in [header] + rows]
+    lines.insert(1, "  ".join("-" * width for width in widths))
+    total = sum(blob.size for layer in net.layers for blob in layer.blobs)
+    missing = sorted({layer.type for layer in net.layers if not has_converter(layer.type)})
+    lines.append("")
+    lines.append(f"{len(net.layers)} layers, {len(net.inputs)} input(s), outputs: "
+                 f"{', '.join(map(net.blob_name, net.outputs)) or '-'}")
+    lines.append(f"{total:,} parameters ({total * 4 / 2**20:.1f} MiB as float32)")
+    if missing:
+        lines.append(f"no converter for: {', '.join(missing)}")
+    unknown = [layer.name for layer in net.layers if any(t not in net.shapes for t in layer.tops)]
+    if unknown:
+        lines.append(f"shapes unknown from layer {unknown[0]!r} on (no shape rule upstream)")
+    for warning in net.warnings:
+        lines.append(f"warning: {warning}")
+    return "\n".join(lines)
+
+
+def parameter_count(net: Net) -> int:
+    return sum(math.prod(blob.shape) for layer in net.layers for blob in layer.blobs)

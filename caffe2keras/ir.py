@@ -1,0 +1,75 @@
+"""The intermediate representation every stage after parsing works on.
+
+A ``Net`` is an ordered list of ``Layer`` s (Caffe's execution order) over named
+values. Values are written exactly once: the loader renames the tops of in-place
+layers (``bottom == top``), so a value id differs from Caffe's blob name only for
+in-place chains; ``Layer.top_blobs`` keeps Caffe's names.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+
+@dataclass
+class Layer:
+    name: str
+    type: str  # the V2 type string, e.g. "Convolution"
+    bottoms: list[str]  # value ids read
+    tops: list[str]  # value ids written (unique across the net)
+    param: Any  # the layer's caffe_pb2.LayerParameter (V2); read *_param fields here
+    blobs: list[np.ndarray] = field(default_factory=list)  # Caffe layout, float32
+    top_blobs: list[str] = field(default_factory=list)  # Caffe's own blob names of the tops
+
+    def __post_init__(self):
+        if not self.top_blobs:
+            self.top_blobs = list(self.tops)
+
+
+@dataclass
+class Net:
+    name: str
+    inputs: dict[str, tuple[int, ...]]  # value id -> Caffe shape (NCHW for images), in order
+    layers: list[Layer]
+    warnings: list[str] = field(default_factory=list)
+    # Value id -> Caffe shape, filled by shapes.infer_shapes.
+    shapes: dict[str, tuple[int, ...]] = field(default_factory=dict)
+
+    @property
+    def outputs(self) -> list[str]:
+        """Values no layer reads, in the order they are produced (Caffe's net outputs)."""
+        read = {b for layer in self.layers for b in layer.bottoms}
+        produced = list(self.inputs) + [t for layer in self.layers for t in layer.tops]
+        return [v for v in produced if v not in read and v not in self.inputs]
+
+    def layer(self, name: str) -> Layer:
+        for layer in self.layers:
+            if layer.name == name:
+                return layer
+        raise KeyError(name)
+
+    def producers(self) -> dict[str, Layer]:
+        """Value id -> the layer that writes it."""
+        return {top: layer for layer in self.layers for top in layer.tops}
+
+    def consumers(self) -> dict[str, list[Layer]]:
+        """Value id -> the layers that read it, in order."""
+        readers: dict[str, list[Layer]] = {}
+        for layer in self.layers:
+            for bottom in layer.bottoms:
+                readers.setdefault(bottom, []).append(layer)
+        return readers
+
+    def blob_name(self, value: str) -> str:
+        """Caffe's name for a value id."""
+        for layer in self.layers:
+            if value in layer.tops:
+                return layer.top_blobs[layer.tops.index(value)]
+        return value
+
+    def warn(self, message: str) -> None:
+        if message not in self.warnings:
+            self.warnings.append(message)

@@ -1,0 +1,1 @@
+"""Protocol buffer bindings generated from proto/caffe.proto."""

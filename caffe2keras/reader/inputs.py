@@ -1,0 +1,98 @@
+"""Where a net's inputs and their shapes come from.
+
+Caffe nets declare inputs four ways: net-level ``input`` + ``input_dim`` (four per input),
+``input`` + ``input_shape``, an ``Input`` layer, or (train_val files) a data layer
+whose shape lives in the database it reads, so only its transform tells us the
+spatial size and the first convolution's weights tell us the channels.
+"""
+
+from __future__ import annotations
+
+from ..errors import StructureError
+from .binary import blob_shape
+
+DATA_LAYER_TYPES = frozenset({
+    "Data", "ImageData", "HDF5Data", "MemoryData", "WindowData", "DummyData",
+    "AnnotatedData", "VideoData",
+})
+
+
+def net_level_inputs(net_param, path: str) -> dict[str, tuple[int, ...] | None]:
+    names = list(net_param.input)
+    if net_param.input_shape:
+        if len(net_param.input_shape) != len(names):
+            raise StructureError(f"{path}: {len(names)} inputs but {len(net_param.input_shape)} "
+                                 "input_shape entries")
+        return {name: tuple(shape.dim) for name, shape in zip(names, net_param.input_shape)}
+    if net_param.input_dim:
+        dims = list(net_param.input_dim)
+        if len(dims) != 4 * len(names):
+            raise StructureError(f"{path}: {len(names)} inputs need {4 * len(names)} input_dim values, "
+                                 f"found {len(dims)}")
+        return {name: tuple(dims[4 * i: 4 * i + 4]) for i, name in enumerate(names)}
+    return {name: None for name in names}
+
+
+def input_layer_shapes(layer) -> dict[str, tuple[int, ...]]:
+    shapes = layer.input_param.shape
+    if len(shapes) not in (1, len(layer.top)):
+        raise StructureError(f"layer {layer.name!r} (Input): {len(layer.top)} tops but "
+                             f"{len(shapes)} shapes")
+    if not shapes:
+        return {top: None for top in layer.top}
+    return {top: tuple((shapes[i] if len(shapes) > 1 else shapes[0]).dim)
+            for i, top in enumerate(layer.top)}
+
+
+def data_layer_shapes(layer, channels: int | None) -> dict[str, tuple[int, ...] | None]:
+    """Shapes of a data layer's tops as far as the prototxt tells them (None: unknown)."""
+    if layer.type == "MemoryData":
+        p = layer.memory_data_param
+        return {layer.top[0]: (p.batch_size, p.channels, p.height, p.width)}
+    if layer.type == "DummyData":
+        p = layer.dummy_data_param
+        if p.shape:
+            return {top: tuple(p.shape[min(i, len(p.shape) - 1)].dim) for i, top in enumerate(layer.top)}
+        if p.num:
+            def pick(values, i):
+                return values[min(i, len(values) - 1)]
+            return {top: (pick(p.num, i), pick(p.channels, i), pick(p.height, i), pick(p.width, i))
+                    for i, top in enumerate(layer.top)}
+        return {top: None for top in layer.top}
+    size = _spatial_size(layer)
+    batch = _batch_size(layer)
+    data_shape = (batch, channels, size[0], size[1]) if size and channels else None
+    # Only the first top is the image; the others (labels) matter only if something reads them.
+    return {top: (data_shape if i == 0 else None) for i, top in enumerate(layer.top)}
+
+
+def _spatial_size(layer) -> tuple[int, int] | None:
+    crop = layer.transform_param.crop_size
+    if crop:
+        return (crop, crop)
+    if layer.type == "ImageData" and layer.image_data_param.new_height:
+        p = layer.image_data_param
+        return (p.new_height, p.new_width)
+    return None
+
+
+def _batch_size(layer) -> int:
+    for field in ("data_param", "image_data_param", "hdf5_data_param", "window_data_param"):
+        if layer.HasField(field) and getattr(layer, field).batch_size:
+            return getattr(layer, field).batch_size
+    return 1
+
+
+def data_channels(layer, reader_layers, weights: dict[str, list]) -> int | None:
+    """Channels of a data layer's image: from per-channel means, else from the weights of
+    the first convolution that reads it."""
+    if len(layer.transform_param.mean_value) > 1:
+        return len(layer.transform_param.mean_value)
+    image = layer.top[0] if layer.top else None
+    for reader in reader_layers:
+        if image in reader.bottom and reader.type == "Convolution":
+            blobs = weights.get(reader.name)
+            if blobs:
+                return blob_shape(blobs[0])[1] * reader.convolution_param.group
+            return None
+    return None

@@ -1,0 +1,146 @@
+"""prototxt (+ caffemodel) -> ``ir.Net``: upgrade, phase filter, inputs, in-place renaming, weights."""
+
+from __future__ import annotations
+
+from ..errors import StructureError
+from ..ir import Layer, Net
+from ..proto import caffe_pb2
+from . import inputs as input_rules
+from .binary import blob_to_array, read_caffemodel
+from .phase import layer_included, make_state
+from .prototxt import read_text_file
+from .upgrade import upgrade_net
+
+# Layers that only exist to train or evaluate: they have no place in a converted model.
+_TRAINING_ONLY_SUFFIXES = ("Loss",)
+_TRAINING_ONLY_TYPES = frozenset({"Accuracy", "DetectionEvaluate", "HDF5Output"})
+
+
+def read_prototxt(path: str) -> tuple[caffe_pb2.NetParameter, list[str]]:
+    """Parse and upgrade a prototxt; return the V2 NetParameter and warnings."""
+    net_param = caffe_pb2.NetParameter()
+    result = read_text_file(path, net_param)
+    warnings = []
+    if result.unknown_fields:
+        warnings.append(f"{path}: skipped fields our Caffe schema does not know (from a Caffe fork?): "
+                        + ", ".join(result.unknown_fields))
+    return upgrade_net(net_param, path), warnings
+
+
+def read_weights(path: str) -> dict[str, list]:
+    """Layer name -> its BlobProtos, from a caffemodel of any format generation."""
+    weights: dict[str, list] = {}
+    for layer in upgrade_net(read_caffemodel(path), path).layer:
+        if layer.blobs and layer.name not in weights:
+            weights[layer.name] = list(layer.blobs)
+    return weights
+
+
+def load_net(prototxt: str, caffemodel: str | None = None,
+             input_shapes: dict[str, tuple[int, ...]] | None = None, phase: str = "TEST") -> Net:
+    """Read a Caffe net (and optionally its weights) into the IR.
+
+    ``input_shapes`` maps input names to Caffe-order shapes and overrides what the file
+    declares. Weights bind to layers by name; caffemodel layers the prototxt does not use
+    are ignored.
+    """
+    net_param, warnings = read_prototxt(prototxt)
+    weights = read_weights(caffemodel) if caffemodel else {}
+    state = make_state(net_param, phase)
+    kept = [layer for layer in net_param.layer if layer_included(layer, state)]
+    kept = [layer for layer in kept if not _training_only(layer)]
+    _check_unique_names(kept, prototxt)
+
+    declared = input_rules.net_level_inputs(net_param, prototxt)
+    body = []
+    for layer in kept:
+        if layer.type == "Input":
+            _add_inputs(declared, input_rules.input_layer_shapes(layer), layer.name)
+        elif layer.type in input_rules.DATA_LAYER_TYPES:
+            channels = input_rules.data_channels(layer, kept, weights)
+            _add_inputs(declared, input_rules.data_layer_shapes(layer, channels), layer.name)
+        else:
+            body.append(layer)
+
+    net = Net(name=net_param.name, inputs={}, layers=[], warnings=warnings)
+    _build_layers(net, body, declared, prototxt)
+    _resolve_input_shapes(net, declared, input_shapes or {}, prototxt)
+    for layer in net.layers:
+        blobs = weights.get(layer.name)
+        if blobs:
+            layer.blobs = [blob_to_array(blob, f"{caffemodel}: layer {layer.name!r} blob {i}")
+                           for i, blob in enumerate(blobs)]
+    return net
+
+
+def _training_only(layer) -> bool:
+    return layer.type in _TRAINING_ONLY_TYPES or layer.type.endswith(_TRAINING_ONLY_SUFFIXES)
+
+
+def _check_unique_names(layers, path: str) -> None:
+    seen = set()
+    for layer in layers:
+        if not layer.name:
+            raise StructureError(f"{path}: a layer of type {layer.type!r} has no name")
+        if layer.name in seen:
+            raise StructureError(f"{path}: two layers are named {layer.name!r}")
+        seen.add(layer.name)
+
+
+def _add_inputs(declared: dict, shapes: dict, layer_name: str) -> None:
+    for name, shape in shapes.items():
+        if name in declared:
+            raise StructureError(f"input {name!r} is declared twice (again by layer {layer_name!r})")
+        declared[name] = shape
+
+
+def _build_layers(net: Net, body, declared: dict, path: str) -> None:
+    """Wire layers to value ids; give in-place tops fresh ids so every value is written once."""
+    current = {name: name for name in declared}  # Caffe blob name -> latest value id
+    used = set(current)
+    for layer_param in body:
+        bottoms = []
+        for blob in layer_param.bottom:
+            if blob not in current:
+                raise StructureError(f"{path}: layer {layer_param.name!r} ({layer_param.type}) reads "
+                                     f"blob {blob!r}, which no earlier layer or input produces")
+            bottoms.append(current[blob])
+        tops = []
+        for blob in layer_param.top:
+            if blob in current and blob not in layer_param.bottom:
+                raise StructureError(f"{path}: blob {blob!r} is produced by more than one layer "
+                                     f"(again by {layer_param.name!r})")
+            value = blob if blob not in used else _fresh_id(f"{blob}@{layer_param.name}", used)
+            used.add(value)
+            current[blob] = value
+            tops.append(value)
+        if len(set(layer_param.top)) != len(layer_param.top):
+            raise StructureError(f"{path}: layer {layer_param.name!r} lists the same top twice")
+        net.layers.append(Layer(name=layer_param.name, type=layer_param.type, bottoms=bottoms,
+                                tops=tops, param=layer_param, top_blobs=list(layer_param.top)))
+
+
+def _fresh_id(candidate: str, used: set) -> str:
+    value, n = candidate, 1
+    while value in used:
+        n += 1
+        value = f"{candidate}#{n}"
+    return value
+
+
+def _resolve_input_shapes(net: Net, declared: dict, overrides: dict, path: str) -> None:
+    unknown = [name for name in overrides if name not in declared]
+    if unknown:
+        raise StructureError(f"--input-shape names {', '.join(map(repr, unknown))}, but the net's "
+                             f"inputs are {', '.join(map(repr, declared)) or 'none'}")
+    read = {bottom for layer in net.layers for bottom in layer.bottoms}
+    for name, shape in declared.items():
+        if name not in read:
+            continue  # e.g. the label top of a data layer once the loss layers are gone
+        shape = tuple(overrides.get(name) or shape or ()) or None
+        if shape is None:
+            raise StructureError(f"{path}: the shape of input {name!r} is not declared; give it with "
+                                 f"--input-shape {name}=N,C,H,W")
+        if any(dim < 0 for dim in shape):
+            raise StructureError(f"{path}: input {name!r} has a negative dimension: {shape}")
+        net.inputs[name] = shape

@@ -1,0 +1,111 @@
+"""The layer-mapping registry: one converter per Caffe layer type.
+
+A converter is a pure function ``(layer, ctx) -> list[Step]``. The builder applies the
+steps in order: the first receives the layer's bottoms (one tensor, or a list when the
+layer has several), each next step the previous step's output, and the last step's
+output(s) become the layer's tops. An empty list means "the tops are the bottoms"
+(Split, Silence, inference-time no-ops). Converters never touch graph plumbing.
+
+Converters register themselves with ``@converter("Type")``; user code can register a
+converter for its own custom layer type the same way.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+import numpy as np
+
+from .errors import UnsupportedLayerError
+from .ir import Layer, Net
+
+
+@dataclass
+class Step:
+    layer: Any  # a keras.layers.Layer
+    weights: list[np.ndarray] | None = None  # set with layer.set_weights once it is built
+
+
+@dataclass
+class Context:
+    """What a converter may know beyond its layer: shapes (Caffe order) and the net."""
+
+    net: Net
+    bottom_shapes: list[tuple[int, ...]]
+    top_shapes: list[tuple[int, ...]]
+    extras: dict = field(default_factory=dict)  # options from the caller (e.g. fold flags)
+
+    def keras_axis(self, caffe_axis: int, rank: int | None = None) -> int:
+        """Where a Caffe axis of the first bottom lives in the Keras tensor (4-D is NHWC)."""
+        rank = len(self.bottom_shapes[0]) if rank is None else rank
+        return keras_axis(caffe_axis, rank)
+
+
+Converter = Callable[[Layer, Context], "list[Step]"]
+_CONVERTERS: dict[str, Converter] = {}
+
+
+def keras_axis(caffe_axis: int, rank: int) -> int:
+    """Map a Caffe axis (negative counts from the end) to the Keras layout of a rank-``rank`` blob."""
+    axis = caffe_axis + rank if caffe_axis < 0 else caffe_axis
+    if not 0 <= axis < rank:
+        raise ValueError(f"axis {caffe_axis} is out of range for a {rank}-D blob")
+    return (0, 3, 1, 2)[axis] if rank == 4 else axis
+
+
+def keras_shape(caffe_shape: tuple[int, ...]) -> tuple[int, ...]:
+    """The Keras layout of a Caffe shape: NCHW -> NHWC for 4-D blobs, unchanged otherwise."""
+    if len(caffe_shape) == 4:
+        n, c, h, w = caffe_shape
+        return (n, h, w, c)
+    return tuple(caffe_shape)
+
+
+def keras_layer_name(caffe_name: str) -> str:
+    """The Keras name of a Caffe layer. Keras forbids '/', which GoogLeNet-style names use."""
+    return caffe_name.replace("/", "_")
+
+
+def converter(*types: str):
+    """Register a converter for one or more Caffe layer types. Registering a type twice raises."""
+    def register(function: Converter) -> Converter:
+        for type_ in types:
+            if type_ in _CONVERTERS:
+                raise ValueError(f"a converter for Caffe layer type {type_!r} is already registered "
+                                 f"({_CONVERTERS[type_].__module__}.{_CONVERTERS[type_].__name__})")
+            _CONVERTERS[type_] = function
+        return function
+    return register
+
+
+def unregister(type_: str) -> None:
+    """Remove a converter (for tests and for users replacing a built-in one)."""
+    _CONVERTERS.pop(type_, None)
+
+
+def has_converter(type_: str) -> bool:
+    _load_builtin_converters()
+    return type_ in _CONVERTERS
+
+
+def lookup(type_: str) -> Converter:
+    _load_builtin_converters()
+    return _CONVERTERS[type_]
+
+
+def supported_types() -> list[str]:
+    _load_builtin_converters()
+    return sorted(_CONVERTERS)
+
+
+def check_supported(net: Net) -> None:
+    """Raise one error listing every layer that has no converter."""
+    missing = [(layer.name, layer.type) for layer in net.layers if not has_converter(layer.type)]
+    if missing:
+        raise UnsupportedLayerError(missing)
+
+
+def _load_builtin_converters() -> None:
+    # Imported on first use so that `import caffe2keras` stays free of Keras/TensorFlow.
+    from . import converters  # noqa: F401  (registers the built-in converters)
