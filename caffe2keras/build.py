@@ -15,6 +15,19 @@ def build_model(net: Net, extras: dict | None = None):
     Inputs are Caffe's net inputs in order, outputs the values no layer reads, in order.
     The IR's weight arrays are released as soon as a layer has taken them.
     """
+    model_inputs, tensors = build_graph(net, extras)
+    outputs = [tensors[value] for value in net.outputs]
+    if not outputs:
+        raise StructureError("the net has no outputs")
+    return keras.Model(
+        inputs=model_inputs[0] if len(model_inputs) == 1 else model_inputs,
+        outputs=outputs[0] if len(outputs) == 1 else outputs,
+        name=keras_layer_name(net.name) or "caffe_net",
+    )
+
+
+def build_graph(net: Net, extras: dict | None = None):
+    """Apply every converter; return the Keras inputs and a map value id -> Keras tensor."""
     check_supported(net)
     if not net.shapes:
         infer_shapes(net)
@@ -44,12 +57,4 @@ def build_model(net: Net, extras: dict | None = None):
                                  f"{len(outputs)} outputs for {len(layer.tops)} tops")
         tensors.update(zip(layer.tops, outputs))
         layer.blobs = []  # the Keras layer holds its own copy now
-
-    outputs = [tensors[value] for value in net.outputs]
-    if not outputs:
-        raise StructureError("the net has no outputs")
-    return keras.Model(
-        inputs=model_inputs[0] if len(model_inputs) == 1 else model_inputs,
-        outputs=outputs[0] if len(outputs) == 1 else outputs,
-        name=keras_layer_name(net.name) or "caffe_net",
-    )
+    return model_inputs, tensors

@@ -1,8 +1,8 @@
 """Caffe's Scale and Bias layers: a per-position factor or offset broadcast over a tensor.
 
-Caffe's scale (or bias) has the shape of the axes it covers, ``bottom.shape[axis : axis + num_axes]``
-(num_axes -1: to the end, 0: a scalar), and is broadcast over the others. Here the covered axes are
-given in the *Keras* tensor's terms, in one of two ways:
+Caffe's scale (or bias) has the shape of the axes it covers,
+``bottom.shape[axis : axis + num_axes]`` (num_axes -1: to the end, 0: a scalar), and is broadcast
+over the others. Here the covered axes are given in the *Keras* tensor's terms, in one of two ways:
 
 * ``axis`` (an int) with ``num_axes`` (None means 1, -1 to the end, 0 a scalar): the axes
   ``axis, axis + 1, ...``, as in Caffe. Caffe's channel axis 1 is -1 in NHWC; Caffe's (C, H, W)
@@ -10,8 +10,8 @@ given in the *Keras* tensor's terms, in one of two ways:
 * ``axes`` (a sequence of tensor axes, in the order of the parameter's own dimensions) for
   coverings that are not contiguous once NCHW becomes NHWC: Caffe's (C, H) is ``axes=(3, 1)`` and
   the parameter keeps Caffe's (C, H) layout, the layer transposes it. ``axis`` and ``num_axes``
-  must then stay at their defaults. (A separate argument because Keras's legacy .h5 loader drops
-  a list-valued ``axis`` from a layer's config.)
+  must then stay at their defaults. A sequence passed as ``axis`` is taken as ``axes``. (The
+  config always stores it as ``axes``: Keras's legacy .h5 loader drops a list-valued ``axis``.)
 
 Four classes, one per Caffe configuration, share that axis handling:
 
@@ -52,7 +52,7 @@ def _covered_axes(name: str, axis: int, num_axes, axes, rank: int) -> tuple[int,
 
 
 def _broadcastable(param, axes: tuple[int, ...], rank: int):
-    """``param`` (dims in the order of ``axes``) reshaped to broadcast against a rank-``rank`` tensor."""
+    """``param`` (dims ordered as ``axes``) made to broadcast against a rank-``rank`` tensor."""
     order = sorted(range(len(axes)), key=lambda i: axes[i])
     if order != list(range(len(axes))):
         param = ops.transpose(param, order)
@@ -68,18 +68,24 @@ class _Affine(keras.layers.Layer):
     def __init__(self, axis=-1, num_axes=None, axes=None, **kwargs):
         super().__init__(**kwargs)
         name = type(self).__name__
+        if not _is_int(axis) and axes is None and isinstance(axis, (list, tuple)):
+            # A sequence given as ``axis`` means ``axes`` (stored as such in the config).
+            if num_axes is not None and num_axes != len(axis):
+                raise ValueError(f"{name} axis {tuple(axis)!r} lists {len(axis)} axes but num_axes "
+                                 f"is {num_axes!r}")
+            axis, num_axes, axes = -1, None, axis
         if not _is_int(axis):
-            raise ValueError(f"{name} axis must be an int, got {axis!r} (a sequence of axes goes "
-                             f"in `axes`)")
+            raise ValueError(f"{name} axis must be an int or a sequence of ints, got {axis!r}")
         if num_axes is not None and (not _is_int(num_axes) or num_axes < -1):
             raise ValueError(f"{name} num_axes must be None or an int >= -1, got {num_axes!r}")
         if axes is not None:
+            given = axes
             try:
                 axes = tuple(axes)
             except TypeError:
                 axes = (None,)
             if not all(_is_int(a) for a in axes):
-                raise ValueError(f"{name} axes must be a sequence of ints, got {axes!r}")
+                raise ValueError(f"{name} axes must be a sequence of ints, got {given!r}")
             if axis != -1 or num_axes is not None:
                 raise ValueError(f"{name} takes either axis/num_axes or axes, got axis={axis!r}, "
                                  f"num_axes={num_axes!r}, axes={axes!r}")
@@ -111,7 +117,7 @@ class _Affine(keras.layers.Layer):
                              f"the covered axes {axes} of {tuple(x_shape)} need {expected}")
 
     def compute_output_shape(self, input_shape):
-        if isinstance(input_shape, list):  # the two-input layers
+        if input_shape and isinstance(input_shape[0], (list, tuple)):  # [x, s] layers
             return tuple(input_shape[0])
         return tuple(input_shape)
 

@@ -165,8 +165,9 @@ class WeightedSum(keras.layers.Layer):
         self.coefficients = values
 
     def build(self, input_shape):
-        if not isinstance(input_shape, (list, tuple)) or len(input_shape) != len(self.coefficients) \
-                or not all(isinstance(s, (list, tuple)) for s in input_shape):
+        shapes_ok = isinstance(input_shape, (list, tuple)) and all(
+            isinstance(s, (list, tuple)) for s in input_shape)
+        if not shapes_ok or len(input_shape) != len(self.coefficients):
             raise ValueError(f"WeightedSum with {len(self.coefficients)} coefficients got input "
                              f"shapes {input_shape!r}")
         super().build(input_shape)

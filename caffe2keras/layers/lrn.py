@@ -4,7 +4,7 @@ Caffe (n = local_size, odd; r = (n - 1) / 2):
 
 * ACROSS_CHANNELS: ``scale_c = k + alpha / n * sum_{|c' - c| <= r} x_{c'}^2`` with the channel
   axis zero-padded, ``y = x * scale^-beta``. (TF's ``local_response_normalization`` is the same
-  with ``depth_radius = r``, ``alpha = alpha / n``, ``bias = k``, but it exists on one backend only.)
+  with ``depth_radius = r``, ``alpha = alpha / n``, ``bias = k``, but exists on one backend only.)
 * WITHIN_CHANNEL: ``y = x * (1 + alpha / n^2 * sum_{n x n window} x^2)^-beta``, the spatial window
   zero-padded and the divisor always n^2; ``k`` is ignored (Caffe hard-codes 1).
 

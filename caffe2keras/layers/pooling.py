@@ -7,12 +7,12 @@ never wins. AVE sums the real pixels of the same clipped window but divides by
 in the divisor, the ceil overhang beyond ``L + p`` does not.
 
 Emulation: pad ``p`` before and ``(o-1)*s + k - L - p`` after (cropping instead when that is
-negative), then 'valid' pooling. MAX pads with the dtype's lowest finite value, -FLT_MAX for
-float32, which is also Caffe's initial value: no -inf reaches any backend, and a window holding no
-pixel gives -FLT_MAX as in Caffe. AVE pads with zeros, takes the 'valid' mean over k_h*k_w pixels
-and multiplies by a constant map ``k_h*k_w / divisor`` computed in numpy from the static input
-shape. The caller supplies Caffe's output size (ceil or floor, then the rule that the last window
-must start before ``L + p`` when ``p > 0``).
+negative), then 'valid' pooling. MAX pads with -FLT_MAX, Caffe's initial value for every window
+(for float32 and float64 alike): padding never beats a real pixel, no -inf reaches any backend,
+and a window holding no pixel gives -FLT_MAX as in Caffe. AVE pads with zeros, takes the 'valid'
+mean over k_h*k_w pixels and multiplies by a constant map ``k_h*k_w / divisor`` computed in numpy
+from the static input shape. The caller supplies Caffe's output size (ceil or floor, then the
+rule that the last window must start before ``L + p`` when ``p > 0``).
 
 Caffe quirk kept on purpose: with ceil rounding, no padding and stride > kernel, the last window
 can start past the image. Caffe then outputs -FLT_MAX (MAX) and 0 / 0 = NaN (AVE); so does this
@@ -27,6 +27,7 @@ from keras import ops
 
 MAX = "max"
 AVE = "ave"
+FLT_MAX = float(np.finfo(np.float32).max)  # Caffe's MAX starts every window at -FLT_MAX
 
 
 def _pair(name: str, value, minimum: int) -> tuple[int, int]:
@@ -105,8 +106,7 @@ class CaffePooling2D(keras.layers.Layer):
                      [self.pad[1], max(self._pad_after[1], 0)],
                      [0, 0]]
         if self.pool == MAX:
-            lowest = float(np.finfo(keras.backend.standardize_dtype(x.dtype)).min)
-            x = ops.pad(x, pad_width, constant_values=lowest)
+            x = ops.pad(x, pad_width, constant_values=-FLT_MAX)
             return ops.max_pool(x, self.kernel, self.stride, padding="valid",
                                 data_format="channels_last")
         x = ops.pad(x, pad_width)

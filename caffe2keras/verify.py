@@ -1,0 +1,138 @@
+"""Layer-by-layer comparison of a converted model with activations stored from real Caffe.
+
+An activations file (``.npz``, written by ``scripts/dump_caffe_activations.py`` or
+``scripts/make_golden.py``) holds a JSON manifest under ``__manifest__`` naming the net's
+inputs and every stored top as (layer, top blob), plus the arrays in Caffe's layout.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+
+import numpy as np
+
+from .errors import VerificationError
+from .ir import Net
+
+FORMAT = "caffe2keras-activations/1"
+DEFAULT_TOLERANCE = 1e-4
+
+
+@dataclass
+class BlobCheck:
+    layer: str
+    top: str
+    shape: tuple[int, ...]
+    max_abs_error: float | None  # None: not compared (see note)
+    relative_error: float | None
+    passed: bool
+    note: str = ""
+
+
+def load_activations(path: str) -> tuple[dict, dict[str, np.ndarray]]:
+    try:
+        with np.load(path, allow_pickle=False) as archive:
+            arrays = {key: archive[key] for key in archive.files}
+    except (OSError, ValueError) as error:
+        raise VerificationError(f"{path}: not a readable .npz activations file ({error})") from None
+    if "__manifest__" not in arrays:
+        raise VerificationError(f"{path}: no __manifest__: not written by dump_caffe_activations.py")
+    manifest = json.loads(str(arrays.pop("__manifest__")))
+    if manifest.get("format") != FORMAT:
+        raise VerificationError(f"{path}: format {manifest.get('format')!r}, expected {FORMAT!r}")
+    for entry in manifest["inputs"] + manifest["blobs"]:
+        if entry["key"] not in arrays:
+            raise VerificationError(f"{path}: the manifest names {entry['key']!r}, which is missing")
+    return manifest, arrays
+
+
+def to_keras_layout(array: np.ndarray) -> np.ndarray:
+    return array.transpose(0, 2, 3, 1) if array.ndim == 4 else array
+
+
+def to_caffe_layout(array: np.ndarray) -> np.ndarray:
+    return array.transpose(0, 3, 1, 2) if array.ndim == 4 else array
+
+
+def _value_of(net: Net, layer_name: str, top: str) -> str | None:
+    """The IR value holding what Caffe's ``layer_name`` wrote to ``top``, if it still exists."""
+    for layer in net.layers:
+        if layer.name == layer_name and top in layer.top_blobs:
+            return layer.tops[layer.top_blobs.index(top)]
+    return None
+
+
+def compare_blob(expected: np.ndarray, actual: np.ndarray, tolerance: float):
+    """max |keras - caffe| and that error relative to max |caffe|; pass if relative <= tolerance."""
+    error = float(np.max(np.abs(actual.astype(np.float64) - expected))) if expected.size else 0.0
+    scale = float(np.max(np.abs(expected))) if expected.size else 0.0
+    relative = error / scale if scale > 0 else error
+    return error, relative, bool(relative <= tolerance)
+
+
+def verify_net(net: Net, manifest: dict, arrays: dict[str, np.ndarray],
+               tolerance: float | None = None) -> list[BlobCheck]:
+    """Build ``net`` (prepared by ``api.prepare``), run it on the stored inputs and compare
+    every stored blob the Keras model still has."""
+    from .build import build_graph
+    from .lazy import keras
+
+    tolerance = manifest.get("tolerance", DEFAULT_TOLERANCE) if tolerance is None else tolerance
+    model_inputs, tensors = build_graph(net)
+    feeds = []
+    for name in net.inputs:
+        entry = next((e for e in manifest["inputs"] if e["name"] == name), None)
+        if entry is None:
+            raise VerificationError(f"the activations hold no input {name!r}")
+        feeds.append(to_keras_layout(arrays[entry["key"]]))
+
+    checks, probes = [], []
+    for entry in manifest["blobs"]:
+        value = _value_of(net, entry["layer"], entry["top"])
+        if value is None:
+            checks.append(BlobCheck(entry["layer"], entry["top"], tuple(entry["shape"]), None, None,
+                                    True, "not in the Keras model (fused or dropped)"))
+        else:
+            probes.append((entry, tensors[value]))
+    probe = keras.Model(model_inputs, [tensor for _, tensor in probes])
+    results = probe.predict(feeds if len(feeds) > 1 else feeds[0], verbose=0)
+    if len(probes) == 1:
+        results = [results]
+    for (entry, _), result in zip(probes, results):
+        expected = arrays[entry["key"]]
+        actual = to_caffe_layout(np.asarray(result))
+        if actual.shape != expected.shape:
+            checks.append(BlobCheck(entry["layer"], entry["top"], expected.shape, None, None, False,
+                                    f"shape {actual.shape} differs from Caffe's"))
+            continue
+        error, relative, passed = compare_blob(expected, actual, tolerance)
+        checks.append(BlobCheck(entry["layer"], entry["top"], expected.shape, error, relative, passed))
+    order = {(e["layer"], e["top"]): i for i, e in enumerate(manifest["blobs"])}
+    checks.sort(key=lambda c: order[(c.layer, c.top)])
+    return checks
+
+
+def first_failure(checks: list[BlobCheck]) -> BlobCheck | None:
+    return next((check for check in checks if not check.passed), None)
+
+
+def format_checks(checks: list[BlobCheck], tolerance: float) -> str:
+    header = ("layer", "top", "shape", "max abs error", "relative", "result")
+    rows = []
+    for c in checks:
+        rows.append((c.layer, c.top, "x".join(map(str, c.shape)),
+                     "-" if c.max_abs_error is None else f"{c.max_abs_error:.3g}",
+                     "-" if c.relative_error is None else f"{c.relative_error:.3g}",
+                     ("pass" if c.passed else "FAIL") + (f" ({c.note})" if c.note else "")))
+    widths = [max(len(r[i]) for r in rows + [header]) for i in range(len(header))]
+    lines = ["  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip() for row in [header] + rows]
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    failed = [c for c in checks if not c.passed]
+    compared = [c for c in checks if c.max_abs_error is not None]
+    lines.append("")
+    lines.append(f"{len(compared)} blobs compared, {len(failed)} failed (tolerance: relative error "
+                 f"<= {tolerance:g} of max |caffe|)")
+    if failed:
+        lines.append(f"first diverging layer: {failed[0].layer!r} (top {failed[0].top!r})")
+    return "\n".join(lines)
