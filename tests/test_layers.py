@@ -164,20 +164,16 @@ def test_pooling_keeps_caffes_empty_windows(pool):
 
 X4 = nchw_input((2, 3, 4, 5), seed=7)
 
-# (Caffe axis, Caffe num_axes, Keras axis, Keras num_axes, parameter transpose Caffe -> Keras)
+# (Caffe axis, Caffe num_axes, Keras layer arguments, parameter transpose Caffe -> Keras)
 AFFINE_CASES = [
-    (1, 1, -1, None, None),                   # channels
-    (1, 3, 1, 3, (1, 2, 0)),                  # (C, H, W) -> (H, W, C)
-    (1, -1, 1, -1, (1, 2, 0)),
-    (2, 2, 1, 2, None),                       # (H, W)
-    (3, 1, 2, 1, None),                       # W
-    (1, 0, -1, 0, None),                      # scalar
-    (1, 2, dict(axes=(3, 1)), None, None),    # (C, H): not contiguous in NHWC, kept as Caffe's
+    (1, 1, dict(axis=-1), None),                   # channels
+    (1, 3, dict(axis=1, num_axes=3), (1, 2, 0)),   # (C, H, W) -> (H, W, C)
+    (1, -1, dict(axis=1, num_axes=-1), (1, 2, 0)),
+    (2, 2, dict(axis=1, num_axes=2), None),        # (H, W)
+    (3, 1, dict(axis=2), None),                    # W
+    (1, 0, dict(axis=-1, num_axes=0), None),       # scalar
+    (1, 2, dict(axes=(3, 1)), None),               # (C, H): not contiguous in NHWC, kept as Caffe's
 ]
-
-
-def _where(axis, num_axes):
-    return axis if isinstance(axis, dict) else dict(axis=axis, num_axes=num_axes)
 
 
 def _keras_param(p, transpose):
@@ -185,24 +181,24 @@ def _keras_param(p, transpose):
 
 
 @pytest.mark.parametrize("bias_term", [False, True])
-@pytest.mark.parametrize("caffe_axis,caffe_num,axis,num_axes,transpose", AFFINE_CASES)
-def test_scale_matches_caffe(caffe_axis, caffe_num, axis, num_axes, transpose, bias_term):
+@pytest.mark.parametrize("caffe_axis,caffe_num,where,transpose", AFFINE_CASES)
+def test_scale_matches_caffe(caffe_axis, caffe_num, where, transpose, bias_term):
     end = X4.ndim if caffe_num == -1 else caffe_axis + caffe_num
     rng = np.random.default_rng(caffe_axis + end)
     gamma = rng.standard_normal(X4.shape[caffe_axis:end]).astype(np.float32)
     beta = rng.standard_normal(gamma.shape).astype(np.float32) if bias_term else None
-    layer = Scale(**_where(axis, num_axes), bias_term=bias_term)
+    layer = Scale(**where, bias_term=bias_term)
     layer.build(to_nhwc(X4).shape)
-    weights = [_keras_param(gamma, transpose)] + ([_keras_param(beta, transpose)] if bias_term else [])
-    layer.set_weights(weights)
+    params = [gamma, beta] if bias_term else [gamma]
+    layer.set_weights([_keras_param(p, transpose) for p in params])
     assert_close(run_nchw(layer, X4), ref.scale(X4, gamma, beta, caffe_axis, caffe_num))
 
 
-@pytest.mark.parametrize("caffe_axis,caffe_num,axis,num_axes,transpose", AFFINE_CASES)
-def test_bias_matches_caffe(caffe_axis, caffe_num, axis, num_axes, transpose):
+@pytest.mark.parametrize("caffe_axis,caffe_num,where,transpose", AFFINE_CASES)
+def test_bias_matches_caffe(caffe_axis, caffe_num, where, transpose):
     end = X4.ndim if caffe_num == -1 else caffe_axis + caffe_num
     b = nchw_input(X4.shape[caffe_axis:end], seed=end)
-    layer = Bias(**_where(axis, num_axes))
+    layer = Bias(**where)
     layer.build(to_nhwc(X4).shape)
     layer.set_weights([_keras_param(b, transpose)])
     assert_close(run_nchw(layer, X4), ref.bias(X4, b, caffe_axis, caffe_num))
@@ -254,6 +250,20 @@ def test_scale_by_input_in_a_model():
     assert_close(to_nchw(got), ref.scale(X4, s, None, 0))
 
 
+def test_a_sequence_axis_means_axes():
+    layer = Scale(axis=[3, 1], bias_term=True)
+    assert (layer.axis, layer.num_axes, layer.axes) == (-1, None, (3, 1))
+    assert layer.get_config()["axes"] == [3, 1] and layer.get_config()["axis"] == -1
+    assert BiasByInput(axis=(0, 3), num_axes=2).axes == (0, 3)
+
+
+def test_affine_output_shapes():
+    assert Scale(axis=1, num_axes=2).compute_output_shape((None, 4, 5, 3)) == (None, 4, 5, 3)
+    two = [(None, 4, 5, 3), (None, 3)]
+    assert ScaleByInput(axes=(0, 3)).compute_output_shape(two) == (None, 4, 5, 3)
+    assert BiasByInput(axes=(0, 3)).compute_output_shape(tuple(two)) == (None, 4, 5, 3)
+
+
 def test_affine_config_round_trip():
     for layer in (Scale(), Scale(axes=(3, 1), bias_term=True), Scale(axis=1, num_axes=-1),
                   ScaleByInput(axes=(0, 3), bias_term=True), Bias(axis=2, num_axes=0),
@@ -275,7 +285,9 @@ def test_affine_rejects_bad_axes(make, shape, message):
 
 @pytest.mark.parametrize("kwargs,message", [
     (dict(axis="1"), "axis"),
-    (dict(axis=(1, 2)), "axes"),
+    (dict(axis=(1, 2), num_axes=1), "num_axes"),
+    (dict(axis=(1, "2")), "sequence of ints"),
+    (dict(axis=(1, 2), axes=(1, 2)), "axis must be an int"),
     (dict(axes=(1, 2), num_axes=2), "either"),
     (dict(axes=(1, 2), axis=1), "either"),
     (dict(axes=3), "sequence"),

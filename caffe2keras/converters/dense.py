@@ -8,7 +8,7 @@ from ..errors import StructureError
 from ..lazy import keras
 from ..registry import Step, converter
 from ..shapes.registry import canonical_axis
-from .common import caffe_order_reshape, float32, name_of
+from .common import float32, name_of
 
 
 @converter("InnerProduct")
@@ -28,9 +28,13 @@ def inner_product(layer, ctx):
         c, h, w = bottom[1:]
         weights = weights.reshape(c, h, w, -1).transpose(1, 2, 0, 3).reshape(features, -1)
         steps.append(Step(keras.layers.Flatten(name=name_of(layer, "flatten"))))
-    elif len(bottom) - axis > 1:
-        steps += caffe_order_reshape(layer, bottom, tuple(bottom[:axis]) + (features,),
-                                     name_of(layer, "flatten"))
+    else:
+        # Bring the blob into Caffe's axis order and merge the axes from `axis` on.
+        if len(bottom) == 4:
+            steps.append(Step(keras.layers.Permute((3, 1, 2), name=name_of(layer, "to_nchw"))))
+        if len(bottom) - axis > 1:
+            steps.append(Step(keras.layers.Reshape(tuple(bottom[1:axis]) + (features,),
+                                                   name=name_of(layer, "flatten"))))
     bias = [float32(layer.blobs[1])] if p.bias_term else []
     # A 4-D result must come out NHWC like every 4-D blob; the permute then takes the name.
     nhwc_result = axis + 1 == 4
