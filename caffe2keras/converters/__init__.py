@@ -1,3 +1,4 @@
 """The built-in converters, one module per layer family; importing them registers them."""
 
-from . import activation, conv, dense, merge, norm, pooling, structure  # noqa: F401
+from . import (activation, conv, dense, detection, merge, norm, pooling, shape_ops,  # noqa: F401
+               structure)

@@ -1,0 +1,1 @@
+"""Converters for SSD's detection layers (filled in by the detection work)."""
