@@ -57,7 +57,34 @@ def _parser() -> argparse.ArgumentParser:
                          metavar="NAME=N,C,H,W", help="override an input's shape (repeatable)")
     convert.add_argument("--no-fuse-batchnorm", action="store_true",
                          help="keep BatchNorm and Scale as two Keras layers")
+
+    verify = commands.add_parser(
+        "verify", help="compare the converted model with Caffe's activations, layer by layer",
+        description="Convert the net, run it on the inputs stored in REF.npz and compare every "
+                    "stored blob with Caffe's. Exit code 0 only if all pass. Make REF.npz with "
+                    "scripts/dump_caffe_activations.py where pycaffe is installed.",
+        epilog="example: caffe2keras verify deploy.prototxt model.caffemodel --activations ref.npz")
+    verify.add_argument("prototxt")
+    verify.add_argument("caffemodel")
+    verify.add_argument("--activations", required=True, metavar="REF.npz")
+    verify.add_argument("--tolerance", type=float, default=None,
+                        help="relative error allowed (of max |caffe| per blob); default: the "
+                             "file's, else 1e-4")
+    verify.add_argument("--fuse-batchnorm", action="store_true",
+                        help="verify the fused model (BatchNorm outputs are then not compared)")
     return parser
+
+
+def _verify(args) -> int:
+    from .api import prepare
+    from .verify import DEFAULT_TOLERANCE, first_failure, format_checks, load_activations, verify_net
+    manifest, arrays = load_activations(args.activations)
+    tolerance = args.tolerance if args.tolerance is not None else manifest.get(
+        "tolerance", DEFAULT_TOLERANCE)
+    net = prepare(args.prototxt, args.caffemodel, fuse_batchnorm=args.fuse_batchnorm)
+    checks = verify_net(net, manifest, arrays, tolerance)
+    print(format_checks(checks, tolerance))
+    return 0 if first_failure(checks) is None else 1
 
 
 def _inspect(args) -> int:
@@ -87,7 +114,7 @@ def _convert(args) -> int:
 def main(argv: list[str] | None = None) -> int:
     parser = _parser()
     args = parser.parse_args(argv)
-    handlers = {"inspect": _inspect, "convert": _convert}
+    handlers = {"inspect": _inspect, "convert": _convert, "verify": _verify}
     try:
         return handlers[args.command](args)
     except _UsageError as error:
