@@ -124,6 +124,9 @@ def main(argv: list[str] | None = None) -> int:
             raise
         print(f"caffe2keras: error: {error}", file=sys.stderr)
         return error.exit_code
+    except BrokenPipeError:  # e.g. `caffe2keras inspect ... | head`
+        sys.stderr.close()
+        return 0
     except KeyboardInterrupt:
         print("caffe2keras: interrupted", file=sys.stderr)
         return 130

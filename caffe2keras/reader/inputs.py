@@ -35,7 +35,7 @@ def net_level_inputs(net_param, path: str) -> dict[str, tuple[int, ...] | None]:
 
 def input_layer_shapes(layer) -> dict[str, tuple[int, ...]]:
     shapes = layer.input_param.shape
-    if len(shapes) not in (1, len(layer.top)):
+    if len(shapes) not in (0, 1, len(layer.top)):  # none: given by input_shapes
         raise StructureError(f"layer {layer.name!r} (Input): {len(layer.top)} tops but "
                              f"{len(shapes)} shapes")
     if not shapes:

@@ -10,6 +10,7 @@ comments, ``<...>`` message brackets and the short repeated form ``[a, b]``.
 
 from __future__ import annotations
 
+import os
 import re
 from dataclasses import dataclass, field
 
@@ -316,8 +317,12 @@ def parse_text(text: str, message, path: str = "<text>") -> TextParseResult:
 
 def read_text_file(path: str, message) -> TextParseResult:
     try:
+        size = os.path.getsize(path)
+        if size > MAX_TEXT_BYTES:
+            raise ParseError(f"file is {size} bytes, more than the {MAX_TEXT_BYTES} a prototxt may have",
+                             path)
         with open(path, "rb") as handle:
-            raw = handle.read(MAX_TEXT_BYTES + 1)
+            raw = handle.read()
     except OSError as error:
         raise ParseError(f"cannot read: {error.strerror}", path) from None
     if b"\x00" in raw[:4096]:

@@ -73,11 +73,14 @@ def _accepted_as(actual: Shape, expected: Shape) -> bool:
 
 
 def _check_blobs(net: Net, layer: Layer, bottoms: list[Shape]) -> None:
-    if not layer.blobs:
-        return
     rule = get_blob_rule(layer.type)
     expected = [tuple(s) for s in rule(layer, bottoms)] if rule else []
     where = f"layer {layer.name!r} ({layer.type})"
+    # Fillers allocate these shapes later: refuse absurd ones now, before any allocation.
+    for index, shape in enumerate(expected):
+        checked_shape(shape, f"{where}: blob {index}")
+    if not layer.blobs:
+        return
     have, want = len(layer.blobs), len(expected)
     if have < want or (have > want and not tolerates_extra_blobs(layer.type)):
         raise WeightsMismatchError(f"{where}: has {have} weight blob(s), Caffe expects "
