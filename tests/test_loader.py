@@ -312,3 +312,24 @@ def test_mean_binaryproto(tmp_path, legacy):
     assert got.dtype == np.float32 and got.shape == (1, 3, 5, 4)
     np.testing.assert_array_equal(got, mean)
 
+
+
+def test_pure_python_protobuf_backend_is_warned_about():
+    """The pure-Python protobuf backend is ~100x slower on big caffemodels: say so."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    fixture = Path(__file__).resolve().parent.parent / "fixtures" / "caffenet"
+    script = ("import caffe2keras, sys; net = caffe2keras.load_net(sys.argv[1], sys.argv[2]); "
+              "print('\\n'.join(net.warnings))")
+    env = dict(__import__("os").environ, PROTOCOL_BUFFERS_PYTHON_IMPLEMENTATION="python")
+    out = subprocess.run([sys.executable, "-c", script, str(fixture / "deploy.prototxt"),
+                          str(fixture / "weights.caffemodel")], env=env, capture_output=True,
+                         text=True, check=True).stdout
+    assert "pure-Python backend" in out
+    env.pop("PROTOCOL_BUFFERS_PYTHON_IMPLEMENTATION")
+    out = subprocess.run([sys.executable, "-c", script, str(fixture / "deploy.prototxt"),
+                          str(fixture / "weights.caffemodel")], env=env, capture_output=True,
+                         text=True, check=True).stdout
+    assert "pure-Python backend" not in out

@@ -6,6 +6,7 @@ import math
 import os
 
 import numpy as np
+from google.protobuf.internal import api_implementation
 from google.protobuf.message import DecodeError
 
 from ..errors import ParseError
@@ -47,6 +48,15 @@ def read_binary_message(path: str, message, what: str):
     except (DecodeError, RuntimeError, ValueError) as error:
         raise ParseError(f"not a valid binary {what} (truncated or corrupt: {error})", path) from None
     return message
+
+
+def slow_protobuf_warning() -> str | None:
+    """A warning when protobuf runs in pure Python: about 100x slower on large caffemodels."""
+    if api_implementation.Type() == "python":
+        return ("protobuf is running its pure-Python backend, which reads large caffemodels about "
+                "100 times slower; install protobuf >= 5 with its default upb backend (and unset "
+                "PROTOCOL_BUFFERS_PYTHON_IMPLEMENTATION)")
+    return None
 
 
 def read_caffemodel(path: str) -> caffe_pb2.NetParameter:

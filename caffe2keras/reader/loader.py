@@ -6,7 +6,7 @@ from ..errors import StructureError
 from ..ir import Layer, Net
 from ..proto import caffe_pb2
 from . import inputs as input_rules
-from .binary import blob_to_array, read_caffemodel
+from .binary import blob_to_array, read_caffemodel, slow_protobuf_warning
 from .phase import layer_included, make_state
 from .prototxt import read_text_file
 from .upgrade import upgrade_net
@@ -46,6 +46,8 @@ def load_net(prototxt: str, caffemodel: str | None = None,
     """
     net_param, warnings = read_prototxt(prototxt)
     weights = read_weights(caffemodel) if caffemodel else {}
+    if caffemodel and slow_protobuf_warning():
+        warnings.append(slow_protobuf_warning())
     state = make_state(net_param, phase)
     kept = [layer for layer in net_param.layer if layer_included(layer, state)]
     kept = [layer for layer in kept if not _training_only(layer)]
