@@ -3,6 +3,11 @@ in-place renaming, weight binding and blob formats."""
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -316,14 +321,10 @@ def test_mean_binaryproto(tmp_path, legacy):
 
 def test_pure_python_protobuf_backend_is_warned_about():
     """The pure-Python protobuf backend is ~100x slower on big caffemodels: say so."""
-    import subprocess
-    import sys
-    from pathlib import Path
-
     fixture = Path(__file__).resolve().parent.parent / "fixtures" / "caffenet"
     script = ("import caffe2keras, sys; net = caffe2keras.load_net(sys.argv[1], sys.argv[2]); "
               "print('\\n'.join(net.warnings))")
-    env = dict(__import__("os").environ, PROTOCOL_BUFFERS_PYTHON_IMPLEMENTATION="python")
+    env = dict(os.environ, PROTOCOL_BUFFERS_PYTHON_IMPLEMENTATION="python")
     out = subprocess.run([sys.executable, "-c", script, str(fixture / "deploy.prototxt"),
                           str(fixture / "weights.caffemodel")], env=env, capture_output=True,
                          text=True, check=True).stdout

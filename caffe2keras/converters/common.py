@@ -16,7 +16,9 @@ def name_of(layer, suffix: str = "") -> str:
 
 
 def float32(array) -> np.ndarray:
-    return np.ascontiguousarray(array, dtype=np.float32)
+    # Not np.ascontiguousarray alone: it turns a 0-d array (a num_axes: 0 scale) into shape (1,).
+    array = np.asarray(array, dtype=np.float32)
+    return array if array.flags.c_contiguous else np.ascontiguousarray(array)
 
 
 def nchw_to_nhwc(array: np.ndarray) -> np.ndarray:

@@ -31,9 +31,12 @@ def convolution(layer, ctx):
     if len(layer.bottoms) != 1:
         raise StructureError(f"layer {layer.name!r} (Convolution): several bottoms sharing one "
                              "filter bank do not convert; split it into one layer per bottom")
-    if max(g.dilation) > 1 and max(g.stride) > 1:
-        raise StructureError(f"layer {layer.name!r} (Convolution): Keras cannot combine dilation "
-                             f"{g.dilation} with stride {g.stride}")
+    # Keras refuses dilation with stride: convolve with stride 1, then keep every s-th pixel
+    # (a 1x1 max pooling with stride s). floor((L1 - 1) / s) + 1 with L1 = H + 2p - d(k-1) is
+    # Caffe's floor((H + 2p - d(k-1) - 1) / s) + 1.
+    subsample = max(g.dilation) > 1 and max(g.stride) > 1
+    strides = (1, 1) if subsample else g.stride
+    conv_name = name_of(layer, "dilated") if subsample else name_of(layer)
     weights = layer.blobs[0]  # (C_out, C_in / group, kh, kw)
     kernel = weights.transpose(2, 3, 1, 0)  # HWIO; Caffe and Keras both correlate: no flip
     bias = [float32(layer.blobs[1])] if g.bias_term else []
@@ -41,11 +44,15 @@ def convolution(layer, ctx):
     if depthwise:
         # DepthwiseConv2D wants (kh, kw, C, 1): one filter per input channel.
         conv = keras.layers.DepthwiseConv2D(
-            kernel_size=g.kernel, strides=g.stride, padding="valid", dilation_rate=g.dilation,
-            use_bias=g.bias_term, name=name_of(layer))
+            kernel_size=g.kernel, strides=strides, padding="valid", dilation_rate=g.dilation,
+            use_bias=g.bias_term, name=conv_name)
         kernel = weights[:, 0].transpose(1, 2, 0)[..., np.newaxis]
     else:
         conv = keras.layers.Conv2D(
-            filters=g.num_output, kernel_size=g.kernel, strides=g.stride, padding="valid",
-            dilation_rate=g.dilation, groups=g.group, use_bias=g.bias_term, name=name_of(layer))
-    return _padding_step(layer, g.pad) + [Step(conv, [float32(kernel)] + bias)]
+            filters=g.num_output, kernel_size=g.kernel, strides=strides, padding="valid",
+            dilation_rate=g.dilation, groups=g.group, use_bias=g.bias_term, name=conv_name)
+    steps = _padding_step(layer, g.pad) + [Step(conv, [float32(kernel)] + bias)]
+    if subsample:
+        steps.append(Step(keras.layers.MaxPooling2D(pool_size=1, strides=g.stride, padding="valid",
+                                                    name=name_of(layer))))
+    return steps
