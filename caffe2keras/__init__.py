@@ -18,12 +18,13 @@ from .ir import Layer, Net
 from .reader.binary import read_mean_file
 from .reader.loader import load_net
 from .registry import Step, converter, keras_layer_name
+from .shapes import shape_rule
 from . import keras_hook as _keras_hook
 
 __version__ = "0.1.0"
 
 __all__ = [
-    "convert", "convert_file", "load_net", "read_mean_file", "converter", "Step",
+    "convert", "convert_file", "load_net", "read_mean_file", "converter", "shape_rule", "Step",
     "keras_layer_name", "Layer", "Net", "CaffeToKerasError", "ParseError", "StructureError",
     "UnsupportedLayerError", "WeightsMismatchError", "OutputError", "VerificationError",
 ]

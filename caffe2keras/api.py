@@ -19,8 +19,8 @@ def prepare(prototxt: str, caffemodel: str | None = None,
             fuse_batchnorm: bool = True) -> Net:
     """Read, check and shape the net; fill missing weights; apply the passes. No Keras yet."""
     net = load_net(prototxt, caffemodel, input_shapes=input_shapes)
+    check_supported(net)  # before shapes: a type without a shape rule is unsupported too
     infer_shapes(net)
-    check_supported(net)
     filled = fill_missing_weights(net)
     if filled and caffemodel:
         net.warn(f"{len(filled)} layer(s) have no weights in {caffemodel} and keep the prototxt's "

@@ -12,11 +12,12 @@ from .shapes import infer_shapes
 def build_model(net: Net, extras: dict | None = None):
     """Build the functional Keras model of ``net`` with its weights set.
 
-    Inputs are Caffe's net inputs in order, outputs the values no layer reads, in order.
+    Inputs are Caffe's net inputs in order, outputs the values no layer reads in Caffe's
+    order: Net::Init collects them in a std::set, so they come sorted by blob name.
     The IR's weight arrays are released as soon as a layer has taken them.
     """
     model_inputs, tensors = build_graph(net, extras)
-    outputs = [tensors[value] for value in net.outputs]
+    outputs = [tensors[value] for value in caffe_output_order(net)]
     if not outputs:
         raise StructureError("the net has no outputs")
     return keras.Model(
@@ -24,6 +25,11 @@ def build_model(net: Net, extras: dict | None = None):
         outputs=outputs[0] if len(outputs) == 1 else outputs,
         name=keras_layer_name(net.name) or "caffe_net",
     )
+
+
+def caffe_output_order(net: Net) -> list[str]:
+    """The net's output values in Caffe's order: sorted by Caffe blob name, bytewise."""
+    return sorted(net.outputs, key=lambda value: net.blob_name(value).encode())
 
 
 def build_graph(net: Net, extras: dict | None = None):

@@ -71,6 +71,64 @@ def compare_blob(expected: np.ndarray, actual: np.ndarray, tolerance: float):
     return error, relative, bool(relative <= tolerance)
 
 
+def compare_reshaped(layer_type: str, expected: np.ndarray, actual: np.ndarray, tolerance: float):
+    """Compare blobs whose Keras shape differs from Caffe's by design; None for any other
+    difference. Returns (max abs error, relative error, passed, note).
+
+    * DetectionOutput: Caffe (1, 1, R, 7) holds every image's rows [image, label, score, box]
+      (or one [i, -1, ...] row per image when nothing is detected); Keras (N, K, 7) holds image
+      i's rows first in item i, then padding rows [i, -1, ..., -1]. Caffe's rows of image i
+      (label != -1, in order) must equal the first rows of item i: image and label exactly,
+      score and box within the tolerance; every other row must be padding.
+    * A batch-independent blob (PriorBox and what is computed from priors alone): Caffe
+      (1, ...) against Keras (N, ...), every Keras item must match Caffe's single one.
+    """
+    if layer_type == "DetectionOutput":
+        return compare_detections(expected, actual, tolerance)
+    if expected.shape[:1] == (1,) and actual.ndim == expected.ndim \
+            and actual.shape[1:] == expected.shape[1:]:
+        error, relative, passed = compare_blob(np.broadcast_to(expected, actual.shape), actual,
+                                               tolerance)
+        return error, relative, passed, f"Caffe's batch-1 blob vs each of {actual.shape[0]} items"
+    return None
+
+
+def compare_detections(expected: np.ndarray, actual: np.ndarray, tolerance: float):
+    """Caffe's DetectionOutput top against the padded Keras one (see ``compare_reshaped``)."""
+    if expected.ndim != 4 or expected.shape[:2] != (1, 1) or expected.shape[3] != 7 \
+            or actual.ndim != 3 or actual.shape[2] != 7:
+        return None
+    rows = expected[0, 0].astype(np.float64)
+    real = rows[rows[:, 1] != -1]
+    actual = actual.astype(np.float64)
+    images, capacity = actual.shape[:2]
+    stray = sorted(set(real[:, 0].tolist()) - set(range(images)))
+    if stray:
+        return None, None, False, f"Caffe has rows for images {stray} beyond the {images} items"
+    errors = []
+    for i in range(images):
+        want = real[real[:, 0] == i]
+        if len(want) > capacity:
+            return None, None, False, (f"image {i}: Caffe has {len(want)} detections, the Keras "
+                                       f"output holds {capacity} rows")
+        got, padding = actual[i, :len(want)], actual[i, len(want):]
+        if not np.array_equal(got[:, :2], want[:, :2]):
+            return None, None, False, (f"image {i}: (image, label) of the detections differ: "
+                                       f"Keras {got[:, :2].tolist()}, "
+                                       f"Caffe {want[:, :2].tolist()}")
+        expected_padding = np.full_like(padding, -1.0)
+        expected_padding[:, 0] = i
+        if not np.array_equal(padding, expected_padding):
+            return None, None, False, f"image {i}: Keras has rows beyond Caffe's {len(want)}"
+        if len(want):
+            errors.append(np.max(np.abs(got[:, 2:] - want[:, 2:])))
+    error = float(max(errors, default=0.0))
+    scale = float(np.max(np.abs(real[:, 2:]), initial=0.0))
+    relative = error / scale if scale > 0 else error
+    return (error, relative, bool(relative <= tolerance),
+            f"{len(real)} detections in {images} padded items of {capacity} rows")
+
+
 def verify_net(net: Net, manifest: dict, arrays: dict[str, np.ndarray],
                tolerance: float | None = None) -> list[BlobCheck]:
     """Build ``net`` (prepared by ``api.prepare``), run it on the stored inputs and compare
@@ -103,8 +161,11 @@ def verify_net(net: Net, manifest: dict, arrays: dict[str, np.ndarray],
         expected = arrays[entry["key"]]
         actual = to_caffe_layout(np.asarray(result))
         if actual.shape != expected.shape:
+            by_design = compare_reshaped(entry["type"], expected, actual, tolerance)
             checks.append(BlobCheck(entry["layer"], entry["top"], expected.shape, None, None, False,
-                                    f"shape {actual.shape} differs from Caffe's"))
+                                    f"shape {actual.shape} differs from Caffe's")
+                          if by_design is None else
+                          BlobCheck(entry["layer"], entry["top"], expected.shape, *by_design))
             continue
         error, relative, passed = compare_blob(expected, actual, tolerance)
         checks.append(BlobCheck(entry["layer"], entry["top"], expected.shape, error, relative, passed))

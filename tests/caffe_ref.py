@@ -338,3 +338,312 @@ def slice(x, axis=1, slice_points=None, num_tops=None):
         step = x.shape[axis] // num_tops
         points = [step * i for i in range(1, num_tops)]
     return [_out(part) for part in np.split(x, points, axis=axis)]
+
+
+# --- data-moving layers: Crop, Permute, Tile, ShuffleChannel, ArgMax, Reduction -----------------
+
+def crop(x, reference_shape, axis=2, offset=()):
+    """Caffe Crop: axes from ``axis`` on take the reference's size, starting at ``offset`` (none:
+    0 everywhere, one value: for every cropped axis, else one per cropped axis)."""
+    x = _f64(x)
+    axis = axis % x.ndim
+    offset = list(offset)
+    index = []
+    for i in range(x.ndim):
+        if i < axis:
+            index.append(np.s_[:])
+            continue
+        start = offset[0] if len(offset) == 1 else (offset[i - axis] if offset else 0)
+        assert start + reference_shape[i] <= x.shape[i]
+        index.append(np.s_[start:start + reference_shape[i]])
+    return _out(x[tuple(index)])
+
+
+def permute(x, order):
+    """Caffe (SSD) Permute: top axis i is bottom axis order[i]; unlisted axes follow in order."""
+    x = _f64(x)
+    order = list(order) + [i for i in range(x.ndim) if i not in order]
+    return _out(np.transpose(x, order))
+
+
+def tile(x, axis=1, tiles=1):
+    """Caffe Tile: per outer index, the block of count(axis) elements copied ``tiles`` times."""
+    x = _f64(x)
+    axis = axis % x.ndim
+    outer = int(np.prod(x.shape[:axis], dtype=np.int64))
+    block = x.reshape(outer, -1)
+    out = np.concatenate([block] * tiles, axis=1)
+    return _out(out.reshape(x.shape[:axis] + (x.shape[axis] * tiles,) + x.shape[axis + 1:]))
+
+
+def shuffle_channel(x, group):
+    """ShuffleNet's ShuffleChannel: output channel j*group + i is input channel i*(C/group) + j."""
+    x = _f64(x)
+    per_group = x.shape[1] // group
+    assert per_group * group == x.shape[1]
+    y = np.empty_like(x)
+    for i in range(group):
+        for j in range(per_group):
+            y[:, j * group + i] = x[:, i * per_group + j]
+    return _out(y)
+
+
+def argmax(x, top_k=1, out_max_val=False, axis=None):
+    """Caffe ArgMax, following ArgMaxLayer::Forward_cpu: (value, index) pairs sorted with
+    std::greater, so equal values come by descending index."""
+    x = _f64(x)
+    if axis is not None:
+        axis = axis % x.ndim
+        moved = np.moveaxis(x, axis, -1)
+        out = np.empty(moved.shape[:-1] + (top_k,))
+        for where in np.ndindex(*moved.shape[:-1]):
+            ranked = sorted(((v, j) for j, v in enumerate(moved[where])), reverse=True)[:top_k]
+            out[where] = [v if out_max_val else j for v, j in ranked]
+        return _out(np.moveaxis(out, -1, axis))
+    n = x.shape[0]
+    flat = x.reshape(n, -1)
+    top = [1] * max(3, x.ndim)
+    top[0], top[1], top[2] = n, 2 if out_max_val else 1, top_k
+    out = np.zeros((n, top[1], top_k))
+    for i in range(n):
+        ranked = sorted(((v, j) for j, v in enumerate(flat[i])), reverse=True)[:top_k]
+        out[i, 0] = [j for _, j in ranked]
+        if out_max_val:
+            out[i, 1] = [v for v, _ in ranked]
+    return _out(out.reshape(top))
+
+
+def reduction(x, operation="SUM", axis=0, coeff=1.0):
+    """Caffe Reduction: every axis from ``axis`` on is reduced; MEAN divides by their count."""
+    x = _f64(x)
+    axis = axis % x.ndim
+    flat = x.reshape(x.shape[:axis] + (-1,))
+    operation = operation.upper()
+    if operation in ("SUM", "MEAN"):
+        y = flat.sum(axis=-1)
+    elif operation == "ASUM":
+        y = np.abs(flat).sum(axis=-1)
+    elif operation == "SUMSQ":
+        y = (flat * flat).sum(axis=-1)
+    else:
+        raise ValueError(f"unknown reduction {operation!r}")
+    if operation == "MEAN":
+        y = y / flat.shape[-1]
+    return _out(coeff * y)
+
+
+# --- SSD and fork layers: ReLU6, Normalize, MVN, Upsample, Interp, Axpy, PriorBox, DetectionOutput
+
+def relu6(x, negative_slope=0.0, threshold=6.0):
+    """relu6_layer.cpp: min(max(x, 0) + negative_slope * min(x, 0), threshold)."""
+    x = _f64(x)
+    return _out(np.minimum(np.maximum(x, 0) + negative_slope * np.minimum(x, 0), threshold))
+
+
+def normalize(x, scale, across_spatial=True, channel_shared=True, eps=1e-10):
+    """normalize_layer.cpp on (N, C, ...): L2 norm over everything but N (across_spatial) or
+    over C at each position, eps added inside the square root, then times the scale."""
+    x = _f64(x)
+    n, c = x.shape[:2]
+    flat = x.reshape(n, c, -1)
+    y = np.empty_like(flat)
+    for i in range(n):
+        if across_spatial:
+            y[i] = flat[i] / math.sqrt(float(np.sum(flat[i] ** 2)) + eps)
+        else:
+            for p in range(flat.shape[2]):
+                y[i, :, p] = flat[i, :, p] / math.sqrt(float(np.sum(flat[i, :, p] ** 2)) + eps)
+    s = _f64(scale).reshape(-1)
+    y = y * (s[0] if channel_shared else s.reshape(1, c, 1))
+    return _out(y.reshape(x.shape))
+
+
+def mvn(x, normalize_variance=True, across_channels=False, eps=1e-9):
+    """mvn_layer.cpp: per item (across_channels) or per item and channel, subtract the mean,
+    then divide by sqrt(variance) + eps. The top is 4-D (num, channels, height, width)."""
+    x = _f64(x)
+    legacy = tuple(x.shape) + (1,) * (4 - x.ndim)
+    x = x.reshape(legacy)
+    groups = x.reshape(legacy[0] if across_channels else legacy[0] * legacy[1], -1)
+    y = np.empty_like(groups)
+    for g in range(groups.shape[0]):
+        centred = groups[g] - groups[g].mean()
+        if normalize_variance:
+            centred = centred / (math.sqrt(float(np.mean(centred ** 2))) + eps)
+        y[g] = centred
+    return _out(y.reshape(legacy))
+
+
+def upsample(x, scale, dims_num=4):
+    """upsample_layer.cpp: out[..., h, w] = in[..., h // scale, w // scale] (dims_num 4) or
+    out[..., w] = in[..., w // scale] (dims_num 3)."""
+    x = _f64(x)
+    if dims_num == 4:
+        n, c, h, w = x.shape
+        y = np.empty((n, c, h * scale, w * scale))
+        for oh in range(h * scale):
+            for ow in range(w * scale):
+                y[:, :, oh, ow] = x[:, :, oh // scale, ow // scale]
+    else:
+        n, c, w = x.shape
+        y = np.empty((n, c, w * scale))
+        for ow in range(w * scale):
+            y[:, :, ow] = x[:, :, ow // scale]
+    return _out(y)
+
+
+def interp(x, height, width, pad_beg=0, pad_end=0):
+    """PSPNet/DeepLab Interp (caffe_cpu_interp2): crop -pad_beg / -pad_end, then bilinear with
+    the corners aligned: source = i * (in - 1) / (out - 1), the neighbour clamped to the edge."""
+    x = _f64(x)
+    n, c, h, w = x.shape
+    crop = -pad_beg
+    h1, w1 = h + pad_beg + pad_end, w + pad_beg + pad_end
+    region = x[:, :, crop:crop + h1, crop:crop + w1]
+    if (h1, w1) == (height, width):
+        return _out(region)
+    y = np.empty((n, c, height, width))
+    rh = (h1 - 1) / (height - 1) if height > 1 else 0.0
+    rw = (w1 - 1) / (width - 1) if width > 1 else 0.0
+    for oh in range(height):
+        sh = rh * oh
+        i0 = int(sh)
+        i1 = i0 + (1 if i0 < h1 - 1 else 0)
+        lh = sh - i0
+        for ow in range(width):
+            sw = rw * ow
+            j0 = int(sw)
+            j1 = j0 + (1 if j0 < w1 - 1 else 0)
+            lw = sw - j0
+            y[:, :, oh, ow] = ((1 - lh) * ((1 - lw) * region[:, :, i0, j0] + lw * region[:, :, i0, j1])
+                               + lh * ((1 - lw) * region[:, :, i1, j0] + lw * region[:, :, i1, j1]))
+    return _out(y)
+
+
+def axpy(a, x, y):
+    """SENet's Axpy: a (N, C[, 1, 1]) times x (N, C, ...) plus y."""
+    x = _f64(x)
+    factor = _f64(a).reshape(x.shape[:2] + (1,) * (x.ndim - 2))
+    return _out(factor * x + _f64(y))
+
+
+def prior_box(feature_hw, image_hw, min_sizes, max_sizes=(), aspect_ratios=(), flip=True,
+              clip=True, variances=(), img_size=None, step=None, offset=0.5):
+    """prior_box_layer.cpp: (1, 2, H*W*num_priors*4). Per cell, per min_size (truncated to an
+    int by Caffe): the square min box, the sqrt(min*max) box, then one box per aspect ratio
+    other than 1 (1 first, new ratios in order, each followed by 1/ratio with flip). Boxes are
+    (centre -/+ size/2) / image size, clipped to [0, 1] with clip; row 1 holds the variances
+    (default 0.1). ``img_size`` and ``step`` are (height, width) or None."""
+    ratios = [1.0]
+    for ar in aspect_ratios:
+        if any(abs(ar - r) < 1e-6 for r in ratios):
+            continue
+        ratios.append(ar)
+        if flip:
+            ratios.append(1.0 / ar)
+    img_h, img_w = img_size or image_hw
+    fh, fw = feature_hw
+    step_h, step_w = step or (img_h / fh, img_w / fw)
+    boxes = []
+    for h in range(fh):
+        for w in range(fw):
+            cx, cy = (w + offset) * step_w, (h + offset) * step_h
+            for s, min_size in enumerate(min_sizes):
+                size = int(min_size)
+                sides = [(size, size)]
+                if max_sizes:
+                    big = math.sqrt(size * int(max_sizes[s]))
+                    sides.append((big, big))
+                sides += [(size * math.sqrt(r), size / math.sqrt(r)) for r in ratios
+                          if abs(r - 1.0) >= 1e-6]
+                for bw, bh in sides:
+                    boxes += [(cx - bw / 2) / img_w, (cy - bh / 2) / img_h,
+                              (cx + bw / 2) / img_w, (cy + bh / 2) / img_h]
+    boxes = np.array(boxes)
+    if clip:
+        boxes = np.clip(boxes, 0.0, 1.0)
+    variances = list(variances) or [0.1]
+    spread = np.tile(np.array(variances if len(variances) == 4 else variances * 4), len(boxes) // 4)
+    return _out(np.stack([boxes, spread])[np.newaxis])
+
+
+def _decode_box(prior, variance, delta, code_type, variance_in_target):
+    if variance_in_target:
+        variance = [1.0] * 4
+    px0, py0, px1, py1 = prior
+    if code_type == "corner":
+        return [prior[k] + variance[k] * delta[k] for k in range(4)]
+    pw, ph = px1 - px0, py1 - py0
+    if code_type == "corner_size":
+        scale = [pw, ph, pw, ph]
+        return [prior[k] + variance[k] * delta[k] * scale[k] for k in range(4)]
+    cx = variance[0] * delta[0] * pw + (px0 + px1) / 2
+    cy = variance[1] * delta[1] * ph + (py0 + py1) / 2
+    w = math.exp(variance[2] * delta[2]) * pw
+    h = math.exp(variance[3] * delta[3]) * ph
+    return [cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2]
+
+
+def _area(b):
+    return 0.0 if b[2] < b[0] or b[3] < b[1] else (b[2] - b[0]) * (b[3] - b[1])
+
+
+def _iou(a, b):
+    iw = min(a[2], b[2]) - max(a[0], b[0])
+    ih = min(a[3], b[3]) - max(a[1], b[1])
+    if iw <= 0 or ih <= 0:
+        return 0.0
+    inter = iw * ih
+    return inter / (_area(a) + _area(b) - inter)
+
+
+def detection_output(loc, conf, priors, num_classes, share_location=True, background_label_id=0,
+                     code_type="corner", variance_encoded_in_target=False, keep_top_k=-1,
+                     confidence_threshold=None, nms_threshold=0.3, top_k=-1, eta=1.0):
+    """detection_output_layer.cpp + bbox_util.cpp (ApplyNMSFast), with nms_param given.
+
+    loc (N, P*L*4), conf (N, P*num_classes), priors (1, 2, P*4). Returns Caffe's top
+    (1, 1, rows, 7): per image, by ascending label, rows [image, label, score, box]; one
+    [i, -1, ...] row per image when no image has a detection."""
+    loc, conf, priors = _f64(loc), _f64(conf), _f64(priors)
+    n = loc.shape[0]
+    p_count = priors.shape[2] // 4
+    loc_classes = 1 if share_location else num_classes
+    loc = loc.reshape(n, p_count, loc_classes, 4)
+    conf = conf.reshape(n, p_count, num_classes)
+    prior_boxes = priors[0, 0].reshape(p_count, 4)
+    prior_vars = priors[0, 1].reshape(p_count, 4)
+    threshold = -FLT_MAX if confidence_threshold is None else confidence_threshold
+    rows = []
+    for i in range(n):
+        decoded = {}
+        for c in range(loc_classes):
+            decoded[c] = [_decode_box(prior_boxes[p], prior_vars[p], loc[i, p, c], code_type,
+                                      variance_encoded_in_target) for p in range(p_count)]
+        kept = {}
+        for c in range(num_classes):
+            if c == background_label_id:
+                continue
+            boxes = decoded[0 if share_location else c]
+            scores = conf[i, :, c]
+            order = sorted((p for p in range(p_count) if scores[p] > threshold),
+                           key=lambda p: -scores[p])  # sorted() is stable
+            if top_k > -1:
+                order = order[:top_k]
+            chosen, adaptive = [], nms_threshold
+            for p in order:
+                if all(_iou(boxes[p], boxes[q]) <= adaptive for q in chosen):
+                    chosen.append(p)
+                    if eta < 1 and adaptive > 0.5:
+                        adaptive *= eta
+            kept[c] = chosen
+        pairs = [(conf[i, p, c], c, p) for c in sorted(kept) for p in kept[c]]
+        if keep_top_k > -1 and len(pairs) > keep_top_k:
+            best = sorted(pairs, key=lambda t: -t[0])[:keep_top_k]
+            pairs = [t for c in sorted(kept) for t in best if t[1] == c]
+        for score, c, p in pairs:
+            box = decoded[0 if share_location else c][p]
+            rows.append([i, c, score] + list(box))
+    if not rows:
+        rows = [[i] + [-1] * 6 for i in range(n)]
+    return _out(np.array(rows).reshape(1, 1, -1, 7))

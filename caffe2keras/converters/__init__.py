@@ -1,4 +1,4 @@
 """The built-in converters, one module per layer family; importing them registers them."""
 
-from . import (activation, conv, dense, detection, merge, norm, pooling, shape_ops,  # noqa: F401
-               structure)
+from . import (activation, conv, deconv, dense, detection, merge, norm, pooling,  # noqa: F401
+               resize, shape_ops, structure)

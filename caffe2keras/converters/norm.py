@@ -72,6 +72,14 @@ def _covered_axes(layer, x_shape, axis, num_axes, second_shape=None):
     return [keras_axis(a, len(x_shape)) for a in caffe_axes]
 
 
+def _refuse_batch_parameter(layer, axes):
+    """A learned parameter over axis 0 holds one value per sample of Caffe's fixed batch."""
+    if 0 in axes:
+        raise StructureError(f"layer {layer.name!r} ({layer.type}): a learned parameter over the "
+                             "batch axis (one value per sample of Caffe's batch) does not convert "
+                             "to a model with a free batch size")
+
+
 def _learned(blob, axes_count):
     """A learned (C, H, ...) parameter keeps Caffe's order (the layer transposes it), except
     a full 4-D one, which is stored NHWC-ordered like its axes."""
@@ -84,10 +92,13 @@ def scale(layer, ctx):
     x_shape = ctx.bottom_shapes[0]
     if len(layer.bottoms) == 2:
         axes = _covered_axes(layer, x_shape, p.axis, p.num_axes, ctx.bottom_shapes[1])
+        if p.bias_term:
+            _refuse_batch_parameter(layer, axes)
         weights = [_learned(layer.blobs[0], len(axes))] if p.bias_term else []
         return [Step(custom_layers.ScaleByInput(axis=axes, bias_term=p.bias_term, name=name_of(layer)),
                      weights)]
     axes = _covered_axes(layer, x_shape, p.axis, p.num_axes)
+    _refuse_batch_parameter(layer, axes)
     weights = [_learned(blob, len(axes)) for blob in layer.blobs[:2 if p.bias_term else 1]]
     return [Step(custom_layers.Scale(axis=axes, bias_term=p.bias_term, name=name_of(layer)), weights)]
 
@@ -100,4 +111,5 @@ def bias(layer, ctx):
         axes = _covered_axes(layer, x_shape, p.axis, p.num_axes, ctx.bottom_shapes[1])
         return [Step(custom_layers.BiasByInput(axis=axes, name=name_of(layer)))]
     axes = _covered_axes(layer, x_shape, p.axis, p.num_axes)
+    _refuse_batch_parameter(layer, axes)
     return [Step(custom_layers.Bias(axis=axes, name=name_of(layer)), [_learned(layer.blobs[0], len(axes))])]

@@ -5,21 +5,39 @@ Every class is registered under the package name "caffe2keras", so a saved model
 """
 
 from caffe2keras.layers.affine import Bias, BiasByInput, Scale, ScaleByInput
+from caffe2keras.layers.axpy import Axpy
+from caffe2keras.layers.deconv import GroupedConv2DTranspose
+from caffe2keras.layers.detection import DetectionOutput, PriorBox
 from caffe2keras.layers.elementwise import AbsVal, Exp, Log, Power, Threshold, WeightedSum
 from caffe2keras.layers.lrn import LRN
+from caffe2keras.layers.normalize import MVN, Normalize
 from caffe2keras.layers.pooling import CaffePooling2D
+from caffe2keras.layers.resize import Interp
+from caffe2keras.layers.shape import ArgMax, Crop, Reduction, Slice, Tile
 
 __all__ = [
     "AbsVal",
+    "ArgMax",
+    "Axpy",
     "Bias",
     "BiasByInput",
     "CaffePooling2D",
+    "Crop",
+    "DetectionOutput",
     "Exp",
+    "GroupedConv2DTranspose",
+    "Interp",
     "LRN",
     "Log",
+    "MVN",
+    "Normalize",
     "Power",
+    "PriorBox",
+    "Reduction",
     "Scale",
     "ScaleByInput",
+    "Slice",
     "Threshold",
+    "Tile",
     "WeightedSum",
 ]
