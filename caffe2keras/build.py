@@ -17,7 +17,7 @@ def build_model(net: Net, extras: dict | None = None):
     The IR's weight arrays are released as soon as a layer has taken them.
     """
     model_inputs, tensors = build_graph(net, extras)
-    outputs = [tensors[value] for value in caffe_output_order(net)]
+    outputs = [tensors[value] for value in net.outputs]
     if not outputs:
         raise StructureError("the net has no outputs")
     return keras.Model(
@@ -25,11 +25,6 @@ def build_model(net: Net, extras: dict | None = None):
         outputs=outputs[0] if len(outputs) == 1 else outputs,
         name=keras_layer_name(net.name) or "caffe_net",
     )
-
-
-def caffe_output_order(net: Net) -> list[str]:
-    """The net's output values in Caffe's order: sorted by Caffe blob name, bytewise."""
-    return sorted(net.outputs, key=lambda value: net.blob_name(value).encode())
 
 
 def build_graph(net: Net, extras: dict | None = None):

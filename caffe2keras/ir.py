@@ -40,10 +40,11 @@ class Net:
 
     @property
     def outputs(self) -> list[str]:
-        """Values no layer reads, in the order they are produced (Caffe's net outputs)."""
+        """Caffe's net outputs: the values no layer reads, in Caffe's order. Caffe collects
+        them in a std::set, so they come sorted by blob name (bytewise), as pycaffe lists them."""
         read = {b for layer in self.layers for b in layer.bottoms}
-        produced = list(self.inputs) + [t for layer in self.layers for t in layer.tops]
-        return [v for v in produced if v not in read and v not in self.inputs]
+        produced = [t for layer in self.layers for t in layer.tops if t not in read]
+        return sorted(produced, key=lambda value: self.blob_name(value).encode())
 
     def layer(self, name: str) -> Layer:
         for layer in self.layers:

@@ -20,7 +20,8 @@ def fuse_batchnorm_scale(net: Net) -> Net:
         if bn.type != "BatchNorm" or len(bn.blobs) < 3 or len(bn.tops) != 1:
             continue
         following = readers.get(bn.tops[0], [])
-        if len(following) != 1 or not _is_channel_scale(following[0], bn.tops[0]):
+        if len(following) != 1 or not _is_channel_scale(following[0], bn.tops[0],
+                                                               len(net.shapes[bn.tops[0]])):
             continue
         scale = following[0]
         if len(scale.blobs) != (2 if scale.param.scale_param.bias_term else 1):
@@ -39,7 +40,8 @@ def fuse_batchnorm_scale(net: Net) -> Net:
     return net
 
 
-def _is_channel_scale(layer: Layer, value: str) -> bool:
+def _is_channel_scale(layer: Layer, value: str, rank: int) -> bool:
     p = layer.param.scale_param
-    return (layer.type == "Scale" and layer.bottoms == [value] and p.axis in (1, -3)
+    channel_axis = p.axis + rank if p.axis < 0 else p.axis
+    return (layer.type == "Scale" and layer.bottoms == [value] and channel_axis == 1
             and p.num_axes == 1)

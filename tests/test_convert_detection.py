@@ -306,6 +306,24 @@ def test_detection_output_matches_caffe(tmp_path, case):
     assert passed[2], passed
 
 
+def test_detection_output_breaks_ties_by_prior_index(tmp_path):
+    """Scores on four levels tie all the time: candidates of equal score keep prior order (Caffe's
+    stable_sort), and so does the keep_top_k cut here (Caffe's std::sort leaves that open)."""
+    param = ("code_type: CENTER_SIZE keep_top_k: 12 confidence_threshold: 0.3 "
+             "nms_param { nms_threshold: 0.45 top_k: 10 }")
+    inputs = detection_inputs(1, seed=40)
+    inputs["conf"] = np.random.default_rng(41).integers(0, 4, inputs["conf"].shape) / 4.0
+    inputs["conf"] = inputs["conf"].astype(np.float32)
+    priors = ref.prior_box(FEATURE[2:], IMAGE[2:], [6], [10], [2], flip=False,
+                           variances=[0.1, 0.1, 0.2, 0.2])
+    want = ref.detection_output(inputs["loc"], inputs["conf"], priors, CLASSES,
+                                code_type="center_size", keep_top_k=12, confidence_threshold=0.3,
+                                nms_threshold=0.45, top_k=10)
+    model = caffe2keras.convert(*write_net(tmp_path, detection_net(param, 1)))
+    got = keras_values(model, ["detections"], inputs)["detections"]
+    np.testing.assert_allclose(got, padded(want, 12), rtol=0, atol=2e-6)
+
+
 def test_detection_output_detects_something():
     """The variants above are not vacuous: most of them keep boxes."""
     kept = {}

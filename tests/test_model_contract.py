@@ -181,6 +181,12 @@ layer { name: "fc" type: "InnerProduct" bottom: "pool" top: "fc" inner_product_p
 """
 
 
+def small_net_in(folder):
+    """SMALL written into ``folder``/net, so that ``folder`` itself holds only outputs."""
+    (folder / "net").mkdir()
+    return write_net(folder / "net", SMALL, small_blobs())
+
+
 def small_blobs():
     return {"conv": [normal((4, 3, 3, 2), 1), normal((4,), 2)],
             "fc": [normal((5, 4 * 3 * 3), 3), normal((5,), 4)]}
@@ -220,13 +226,13 @@ def test_unsupported_layer_leaves_no_file_and_keeps_the_old_one(tmp_path, run_cl
 
 @pytest.mark.parametrize("name", ["model.txt", "model", "model.h5.tmp"])
 def test_bad_extension_writes_nothing(tmp_path, run_cli, name):
-    prototxt, caffemodel = write_net(tmp_path / "..", SMALL, small_blobs())
+    prototxt, caffemodel = small_net_in(tmp_path)
     code, _, err = run_cli("convert", prototxt, caffemodel, str(tmp_path / name))
     assert code == OutputError.exit_code and ".h5" in err
-    assert os.listdir(tmp_path) == []
+    assert os.listdir(tmp_path) == ["net"]
     with pytest.raises(OutputError):
         caffe2keras.convert_file(prototxt, caffemodel, str(tmp_path / name))
-    assert os.listdir(tmp_path) == []
+    assert os.listdir(tmp_path) == ["net"]
 
 
 @pytest.mark.parametrize("error", [OSError(28, "No space left on device"), RuntimeError("boom"),
@@ -235,7 +241,7 @@ def test_bad_extension_writes_nothing(tmp_path, run_cli, name):
 def test_save_failing_midway_leaves_no_trace(tmp_path, monkeypatch, error, extension):
     """keras.Model.save writes half a file, then fails: the target keeps its old bytes and no
     temporary file remains."""
-    prototxt, caffemodel = write_net(tmp_path / "..", SMALL, small_blobs())
+    prototxt, caffemodel = small_net_in(tmp_path)
     target = tmp_path / f"model{extension}"
     target.write_bytes(b"old model")
     written = []
@@ -251,17 +257,17 @@ def test_save_failing_midway_leaves_no_trace(tmp_path, monkeypatch, error, exten
     with pytest.raises(expected):
         caffe2keras.convert_file(prototxt, caffemodel, str(target))
     assert written and os.path.dirname(os.path.abspath(written[0])) == str(tmp_path)
-    assert os.listdir(tmp_path) == [target.name]
+    assert sorted(os.listdir(tmp_path)) == sorted([target.name, "net"])
     assert target.read_bytes() == b"old model"
 
 
 def test_successful_conversion_replaces_an_existing_file(tmp_path, run_cli):
-    prototxt, caffemodel = write_net(tmp_path / "..", SMALL, small_blobs())
+    prototxt, caffemodel = small_net_in(tmp_path)
     target = tmp_path / "model.keras"
     target.write_bytes(b"old model")
     code, _, err = run_cli("convert", prototxt, caffemodel, str(target))
     assert code == 0, err
-    assert os.listdir(tmp_path) == ["model.keras"]
+    assert sorted(os.listdir(tmp_path)) == ["model.keras", "net"]
     x = normal((2, 3, 9, 7), 5)
     loaded = keras.models.load_model(target, safe_mode=True)
     assert_close(loaded.predict(to_keras(x), verbose=0), small_reference(x))

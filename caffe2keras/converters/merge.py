@@ -15,8 +15,6 @@ _ELTWISE = caffe_pb2.EltwiseParameter
 def eltwise(layer, ctx):
     p = layer.param.eltwise_param
     name = name_of(layer)
-    if p.operation != _ELTWISE.SUM and len(layer.bottoms) == 1:
-        return [Step(keras.layers.Identity(name=name))]
     if p.operation == _ELTWISE.PROD:
         return [Step(keras.layers.Multiply(name=name))]
     if p.operation == _ELTWISE.MAX:
@@ -25,8 +23,6 @@ def eltwise(layer, ctx):
     if coeff and len(coeff) != len(layer.bottoms):
         raise StructureError(f"layer {layer.name!r} (Eltwise): {len(coeff)} coefficients for "
                              f"{len(layer.bottoms)} bottoms")
-    if len(layer.bottoms) == 1:  # Keras' merge layers need two inputs
-        return [Step(custom_layers.Power(power=1.0, scale=coeff[0] if coeff else 1.0, name=name))]
     if not coeff or all(c == 1 for c in coeff):
         return [Step(keras.layers.Add(name=name))]
     return [Step(custom_layers.WeightedSum(coefficients=coeff, name=name))]
