@@ -72,7 +72,19 @@ def _parser() -> argparse.ArgumentParser:
                              "file's, else 1e-4")
     verify.add_argument("--fuse-batchnorm", action="store_true",
                         help="verify the fused model (BatchNorm outputs are then not compared)")
+
+    layers = commands.add_parser(
+        "layers", help="list the Caffe layer types that convert",
+        description="Print the supported Caffe layer types, grouped by converter family.",
+        epilog="example: caffe2keras layers --markdown")
+    layers.add_argument("--markdown", action="store_true", help="print the README's table")
     return parser
+
+
+def _layers(args) -> int:
+    from .layer_table import layer_table_markdown, layer_table_text
+    print(layer_table_markdown() if args.markdown else layer_table_text())
+    return 0
 
 
 def _verify(args) -> int:
@@ -114,7 +126,7 @@ def _convert(args) -> int:
 def main(argv: list[str] | None = None) -> int:
     parser = _parser()
     args = parser.parse_args(argv)
-    handlers = {"inspect": _inspect, "convert": _convert, "verify": _verify}
+    handlers = {"inspect": _inspect, "convert": _convert, "verify": _verify, "layers": _layers}
     try:
         return handlers[args.command](args)
     except _UsageError as error:

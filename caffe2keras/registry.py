@@ -99,6 +99,16 @@ def supported_types() -> list[str]:
     return sorted(_CONVERTERS)
 
 
+def converters_by_module():
+    """[(module, [types])] for every module that registered converters, in import order."""
+    import sys
+    _load_builtin_converters()
+    grouped: dict[str, list[str]] = {}
+    for type_, function in _CONVERTERS.items():
+        grouped.setdefault(function.__module__, []).append(type_)
+    return [(sys.modules[name], types) for name, types in grouped.items()]
+
+
 def check_supported(net: Net) -> None:
     """Raise one error listing every layer that has no converter."""
     missing = [(layer.name, layer.type) for layer in net.layers if not has_converter(layer.type)]
