@@ -27,6 +27,12 @@ def parse_input_shape(text: str) -> tuple[str, tuple[int, ...]]:
     return name, shape
 
 
+def _add_input_shape_option(command) -> None:
+    command.add_argument("--input-shape", action="append", type=parse_input_shape, default=[],
+                         metavar="NAME=N,C,H,W", help="override an input's shape, in Caffe's "
+                                                      "order (repeatable)")
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="caffe2keras",
@@ -41,8 +47,7 @@ def _parser() -> argparse.ArgumentParser:
         epilog="example: caffe2keras inspect deploy.prototxt model.caffemodel")
     inspect.add_argument("prototxt")
     inspect.add_argument("caffemodel", nargs="?")
-    inspect.add_argument("--input-shape", action="append", type=parse_input_shape, default=[],
-                         metavar="NAME=N,C,H,W", help="override an input's shape (repeatable)")
+    _add_input_shape_option(inspect)
 
     convert = commands.add_parser(
         "convert", help="convert to a Keras .h5 or .keras file",
@@ -53,8 +58,7 @@ def _parser() -> argparse.ArgumentParser:
     convert.add_argument("files", nargs="+", metavar="[caffemodel] output",
                          help="the weights (optional: without them, the prototxt's fillers) and "
                               "the output file")
-    convert.add_argument("--input-shape", action="append", type=parse_input_shape, default=[],
-                         metavar="NAME=N,C,H,W", help="override an input's shape (repeatable)")
+    _add_input_shape_option(convert)
     convert.add_argument("--no-fuse-batchnorm", action="store_true",
                          help="keep BatchNorm and Scale as two Keras layers")
 
