@@ -16,9 +16,9 @@ from .shapes import infer_shapes
 
 def prepare(prototxt: str, caffemodel: str | None = None,
             input_shapes: dict[str, tuple[int, ...]] | None = None,
-            fuse_batchnorm: bool = True) -> Net:
+            fuse_batchnorm: bool = True, outputs: list[str] | None = None) -> Net:
     """Read, check and shape the net; fill missing weights; apply the passes. No Keras yet."""
-    net = load_net(prototxt, caffemodel, input_shapes=input_shapes)
+    net = load_net(prototxt, caffemodel, input_shapes=input_shapes, outputs=outputs)
     check_supported(net)  # before shapes: a type without a shape rule is unsupported too
     infer_shapes(net)
     filled = fill_missing_weights(net)
@@ -34,16 +34,18 @@ def prepare(prototxt: str, caffemodel: str | None = None,
 
 def convert(prototxt: str, caffemodel: str | None = None,
             input_shapes: dict[str, tuple[int, ...]] | None = None,
-            fuse_batchnorm: bool = True):
+            fuse_batchnorm: bool = True, outputs: list[str] | None = None):
     """Convert a Caffe net into a ``keras.Model`` that computes what Caffe computes.
 
     ``input_shapes`` maps input names to Caffe-order shapes (N, C, H, W) and overrides
     the prototxt's; the Keras batch size stays free. Each 4-D blob is NHWC in Keras.
     With ``fuse_batchnorm`` a BatchNorm followed by its Scale becomes one Keras
     BatchNormalization named after the Scale layer. Warnings (unknown fork fields,
-    filler weights) are issued with :func:`warnings.warn`.
+    filler weights) are issued with :func:`warnings.warn`. ``outputs`` names Caffe layers
+    whose outputs the model should return (e.g. ``["fc7"]``): only the layers needed for
+    them are built, and only their weights are read.
     """
-    net = prepare(prototxt, caffemodel, input_shapes, fuse_batchnorm)
+    net = prepare(prototxt, caffemodel, input_shapes, fuse_batchnorm, outputs)
     for message in net.warnings:
         warnings.warn(message, stacklevel=2)
     return build_model(net)
@@ -51,11 +53,11 @@ def convert(prototxt: str, caffemodel: str | None = None,
 
 def convert_file(prototxt: str, caffemodel: str | None, output: str,
                  input_shapes: dict[str, tuple[int, ...]] | None = None,
-                 fuse_batchnorm: bool = True) -> Net:
+                 fuse_batchnorm: bool = True, outputs: list[str] | None = None) -> Net:
     """Convert and save to ``output`` (.h5 or .keras), atomically. Returns the prepared net
     (its warnings included) for reporting."""
     output_format(output)  # refuse a bad extension before the slow part
-    net = prepare(prototxt, caffemodel, input_shapes, fuse_batchnorm)
+    net = prepare(prototxt, caffemodel, input_shapes, fuse_batchnorm, outputs)
     model = build_model(net)
     save_model(model, output)
     return net

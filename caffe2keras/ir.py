@@ -37,11 +37,16 @@ class Net:
     warnings: list[str] = field(default_factory=list)
     # Value id -> Caffe shape, filled by shapes.infer_shapes.
     shapes: dict[str, tuple[int, ...]] = field(default_factory=dict)
+    # Outputs chosen by the user (load_net's ``outputs``), in their order; None: Caffe's.
+    output_values: list[str] | None = None
 
     @property
     def outputs(self) -> list[str]:
         """Caffe's net outputs: the values no layer reads, in Caffe's order. Caffe collects
-        them in a std::set, so they come sorted by blob name (bytewise), as pycaffe lists them."""
+        them in a std::set, so they come sorted by blob name (bytewise), as pycaffe lists them.
+        Outputs chosen with load_net's ``outputs`` come first-class instead, in their order."""
+        if self.output_values is not None:
+            return list(self.output_values)
         read = {b for layer in self.layers for b in layer.bottoms}
         produced = [t for layer in self.layers for t in layer.tops if t not in read]
         return sorted(produced, key=lambda value: self.blob_name(value).encode())

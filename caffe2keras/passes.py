@@ -19,6 +19,8 @@ def fuse_batchnorm_scale(net: Net) -> Net:
     for bn in net.layers:
         if bn.type != "BatchNorm" or len(bn.blobs) < 3 or len(bn.tops) != 1:
             continue
+        if bn.tops[0] in (net.output_values or ()):
+            continue  # the BatchNorm's own output is wanted: keep it a layer of its own
         following = readers.get(bn.tops[0], [])
         if len(following) != 1 or not _is_channel_scale(following[0], bn.tops[0],
                                                                len(net.shapes[bn.tops[0]])):

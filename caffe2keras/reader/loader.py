@@ -37,12 +37,14 @@ def read_weights(path: str) -> dict[str, list]:
 
 
 def load_net(prototxt: str, caffemodel: str | None = None,
-             input_shapes: dict[str, tuple[int, ...]] | None = None, phase: str = "TEST") -> Net:
+             input_shapes: dict[str, tuple[int, ...]] | None = None, phase: str = "TEST",
+             outputs: list[str] | None = None) -> Net:
     """Read a Caffe net (and optionally its weights) into the IR.
 
     ``input_shapes`` maps input names to Caffe-order shapes and overrides what the file
     declares. Weights bind to layers by name; caffemodel layers the prototxt does not use
-    are ignored.
+    are ignored. ``outputs`` names Caffe layers whose tops become the net's outputs: only
+    the layers needed to compute them are kept, and only their weights are read.
     """
     net_param, warnings = read_prototxt(prototxt)
     weights = read_weights(caffemodel) if caffemodel else {}
@@ -66,6 +68,8 @@ def load_net(prototxt: str, caffemodel: str | None = None,
 
     net = Net(name=net_param.name, inputs={}, layers=[], warnings=warnings)
     _build_layers(net, body, declared, prototxt)
+    if outputs:
+        keep_only_what_computes(net, outputs)
     _resolve_input_shapes(net, declared, input_shapes or {}, prototxt)
     for layer in net.layers:
         blobs = weights.get(layer.name)
@@ -73,6 +77,25 @@ def load_net(prototxt: str, caffemodel: str | None = None,
             layer.blobs = [blob_to_array(blob, f"{caffemodel}: layer {layer.name!r} blob {i}")
                            for i, blob in enumerate(blobs)]
     return net
+
+
+def keep_only_what_computes(net: Net, layer_names: list[str]) -> None:
+    """Prune ``net`` to the layers the named layers depend on; their tops become the outputs."""
+    by_name = {layer.name: layer for layer in net.layers}
+    unknown = [name for name in layer_names if name not in by_name]
+    if unknown:
+        raise StructureError(f"--outputs names {', '.join(map(repr, unknown))}, which the net does "
+                             "not have (after phase filtering)")
+    wanted = [top for name in layer_names for top in by_name[name].tops]
+    producers = net.producers()
+    needed, stack = set(), list(wanted)
+    while stack:
+        layer = producers.get(stack.pop())
+        if layer is not None and layer.name not in needed:
+            needed.add(layer.name)
+            stack.extend(layer.bottoms)
+    net.layers = [layer for layer in net.layers if layer.name in needed]
+    net.output_values = wanted
 
 
 def _training_only(layer) -> bool:
