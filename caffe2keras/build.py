@@ -43,19 +43,59 @@ def build_graph(net: Net, extras: dict | None = None):
         ctx = Context(net=net, bottom_shapes=[net.shapes[b] for b in layer.bottoms],
                       top_shapes=[net.shapes[t] for t in layer.tops], extras=dict(extras or {}))
         steps = lookup(layer.type)(layer, ctx)
+        # The steps hold the weights in Keras' layout now. Letting go of the IR's arrays
+        # first hands their file pages back before the Keras variables are allocated.
+        layer.blobs = []
         bottoms = [tensors[b] for b in layer.bottoms]
         if not steps:  # the tops are the bottom (Split, Silence, no-ops)
             outputs = [bottoms[0]] * len(layer.tops)
         else:
             value = bottoms[0] if len(bottoms) == 1 else bottoms
             for step in steps:
-                value = step.layer(value)
-                if step.weights is not None:
-                    step.layer.set_weights(step.weights)
+                value = _apply(step, value)
+                step.weights = None
             outputs = list(value) if isinstance(value, (list, tuple)) else [value]
         if len(outputs) != len(layer.tops):
             raise StructureError(f"layer {layer.name!r} ({layer.type}): the converter produced "
                                  f"{len(outputs)} outputs for {len(layer.tops)} tops")
         tensors.update(zip(layer.tops, outputs))
-        layer.blobs = []  # the Keras layer holds its own copy now
     return model_inputs, tensors
+
+
+def _apply(step, value):
+    """Call the step's layer on ``value``; its variables start with the step's weights.
+
+    Keras would first fill new variables from the layer's initializers (for VGG16's fc6,
+    100M random numbers and three transient copies) only for ``set_weights`` to overwrite
+    them. Created inside a ``StatelessScope``, variables stay empty until the scope ends;
+    they are then initialised once, from our arrays.
+    """
+    if step.weights is None or step.layer.built:
+        value = step.layer(value)
+        if step.weights is not None:
+            step.layer.set_weights(step.weights)
+        return value
+    with keras.StatelessScope():
+        value = step.layer(value)
+        variables = step.layer.weights
+        if len(variables) != len(step.weights):
+            raise StructureError(f"Keras layer {step.layer.name!r} has {len(variables)} weights, "
+                                 f"the converter gave {len(step.weights)}")
+        for variable, array in zip(variables, step.weights):
+            if tuple(variable.shape) != tuple(array.shape):
+                raise StructureError(f"Keras layer {step.layer.name!r}: weight {variable.path} "
+                                     f"has shape {tuple(variable.shape)}, the converter gave "
+                                     f"{tuple(array.shape)}")
+            variable._initializer = _Preset(array)
+    return value
+
+
+class _Preset:
+    """An initializer that hands over one prepared array."""
+
+    def __init__(self, array):
+        self.array = array
+
+    def __call__(self, shape, dtype=None):
+        array, self.array = self.array, None  # the variable's copy is the only one kept
+        return array

@@ -3,17 +3,57 @@
 from __future__ import annotations
 
 import argparse
-import os
 import sys
-import time
+import textwrap
 
 from .errors import CaffeToKerasError
 
 USAGE_ERROR = 2
+VERIFY_FAILED = 1
+INTERNAL_ERROR = 70  # EX_SOFTWARE
+INTERRUPTED = 130
 
 
-class _UsageError(Exception):
-    pass
+class UsageError(Exception):
+    """Bad or missing command-line arguments (exit code 2)."""
+
+    def __init__(self, prog: str, message: str):
+        self.prog = prog
+        super().__init__(message)
+
+
+def exit_codes() -> list[tuple[int, str]]:
+    """Every exit code of the command and what it means, from the error classes."""
+    def subclasses(cls):
+        for sub in cls.__subclasses__():
+            yield sub
+            yield from subclasses(sub)
+
+    codes = [(0, "success (verify: every blob within the tolerance)"),
+             (VERIFY_FAILED, "verify: a blob differs from Caffe's beyond the tolerance"),
+             (USAGE_ERROR, "usage error: bad or missing arguments")]
+    for cls in sorted(set(subclasses(CaffeToKerasError)), key=lambda c: c.exit_code):
+        doc = " ".join((cls.__doc__ or "").split()).split(". ")[0].rstrip(".")
+        codes.append((cls.exit_code, f"{cls.__name__}: {doc[0].lower()}{doc[1:]}"))
+    codes.append((INTERNAL_ERROR, "internal error, a bug (--debug shows the traceback)"))
+    codes.append((INTERRUPTED, "interrupted"))
+    return codes
+
+
+EXIT_CODES_START = "<!-- exit-codes:start (generated from caffe2keras.cli.exit_codes) -->"
+EXIT_CODES_END = "<!-- exit-codes:end -->"
+
+
+def exit_codes_markdown() -> str:
+    """The README's exit-code table."""
+    rows = ["| exit code | meaning |", "| --- | --- |"]
+    rows += [f"| {code} | {meaning} |" for code, meaning in exit_codes()]
+    return "\n".join(rows)
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message):
+        raise UsageError(self.prog, message)
 
 
 def parse_input_shape(text: str) -> tuple[str, tuple[int, ...]]:
@@ -27,61 +67,156 @@ def parse_input_shape(text: str) -> tuple[str, tuple[int, ...]]:
     return name, shape
 
 
+def _layer_list(text: str) -> list[str]:
+    names = [name.strip() for name in text.split(",")]
+    if not all(names):
+        raise argparse.ArgumentTypeError(f"expected LAYER[,LAYER...], got {text!r}")
+    return names
+
+
+def _channel_swap(text: str) -> tuple[int, ...]:
+    """A permutation, or () for "none"."""
+    if text.lower() == "none":
+        return ()
+    try:
+        order = tuple(int(i) for i in text.split(","))
+    except ValueError:
+        order = ()
+    if sorted(order) != list(range(len(order))) or not order:
+        raise argparse.ArgumentTypeError(f"expected a permutation like 2,1,0 or 'none', "
+                                         f"got {text!r}")
+    return order
+
+
+def _nonzero_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = 0.0
+    if value == 0.0 or value != value or value in (float("inf"), float("-inf")):
+        raise argparse.ArgumentTypeError(f"expected a finite nonzero number, got {text!r}")
+    return value
+
+
 def _add_input_shape_option(command) -> None:
     command.add_argument("--input-shape", action="append", type=parse_input_shape, default=[],
                          metavar="NAME=N,C,H,W", help="override an input's shape, in Caffe's "
                                                       "order (repeatable)")
 
 
-def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="caffe2keras",
-        description="Convert Caffe models (deploy.prototxt + .caffemodel) into Keras 3 models.")
-    parser.add_argument("--debug", action="store_true", help="show the traceback of an error")
-    commands = parser.add_subparsers(dest="command", required=True)
+def _command(commands, name: str, summary: str, description: str, examples: list[str]):
+    command = commands.add_parser(
+        name, help=summary, description=textwrap.fill(description, 78),
+        epilog="examples:\n" + "\n".join(f"  {example}" for example in examples),
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    command.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
+                         help="show the traceback of an error")
+    return command
 
-    inspect = commands.add_parser(
-        "inspect", help="list a net's layers with Caffe's shapes",
-        description="Print every layer with its Caffe top shapes (NCHW), parameter count and "
-                    "whether it converts.",
-        epilog="example: caffe2keras inspect deploy.prototxt model.caffemodel")
+
+def _parser() -> argparse.ArgumentParser:
+    codes = "\n".join(textwrap.fill(f"{code:<4} {meaning}", 78, initial_indent="  ",
+                                     subsequent_indent=" " * 7) for code, meaning in exit_codes())
+    parser = _Parser(
+        prog="caffe2keras",
+        description=textwrap.fill("Convert Caffe models (deploy.prototxt + .caffemodel) into "
+                                  "Keras 3 models that compute Caffe's numbers.", 78),
+        epilog=f"Run `caffe2keras COMMAND --help` for a command's options and examples.\n\n"
+               f"exit codes:\n{codes}",
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--debug", action="store_true", help="show the traceback of an error")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    convert = _command(
+        commands, "convert", "convert to a .keras or .h5 file or a SavedModel folder",
+        "Convert a Caffe net into a Keras model: a .keras or .h5 file (by extension), or a "
+        "TensorFlow SavedModel for serving (a folder path ending in '/'). The output appears "
+        "only once it is complete; a failed run leaves none and keeps an existing one. Ends "
+        "with a summary on stderr; a progress line is drawn while it runs on a terminal.",
+        ["caffe2keras convert deploy.prototxt model.caffemodel model.keras",
+         "caffe2keras convert deploy.prototxt model.keras           # weights from the fillers",
+         "caffe2keras convert deploy.prototxt model.caffemodel fc7.keras --outputs relu7",
+         "caffe2keras convert deploy.prototxt model.caffemodel model.keras \\\n"
+         "      --preprocess --mean mean.binaryproto                 # takes RGB in [0, 255]",
+         "caffe2keras convert deploy.prototxt model.caffemodel model.keras --fold-batchnorm",
+         "caffe2keras convert deploy.prototxt model.caffemodel serving/model/   # SavedModel"])
+    convert.usage = "%(prog)s [options] PROTOTXT [CAFFEMODEL] OUTPUT"
+    convert.add_argument("prototxt", metavar="PROTOTXT", help="the net (deploy.prototxt)")
+    convert.add_argument("files", nargs="+", metavar="[CAFFEMODEL] OUTPUT",
+                         help="the weights (optional: without them, the prototxt's fillers) and "
+                              "the output: a .keras or .h5 file, or a folder path ending in '/'")
+    _add_input_shape_option(convert)
+    convert.add_argument("--outputs", type=_layer_list, metavar="LAYER[,LAYER...]",
+                         help="return these layers' outputs; layers not needed for them are "
+                              "dropped and their weights never read")
+    convert.add_argument("--fold-batchnorm", action="store_true",
+                         help="fold BatchNorm and Scale into the convolution before them "
+                              "(faster inference, same numbers to float round-off)")
+    convert.add_argument("--no-fuse-batchnorm", action="store_true",
+                         help="keep BatchNorm and Scale as two Keras layers")
+    group = convert.add_argument_group("preprocessing", textwrap.fill(
+        "Embed Caffe's input transform as the model's first layer, so that the model takes raw "
+        "images: channel swap, then raw scale, minus the mean, times the scale (Caffe's order). "
+        "The options need --preprocess.", 78))
+    group.add_argument("--preprocess", action="store_true",
+                       help="embed the transform (default: RGB -> BGR only)")
+    group.add_argument("--mean", metavar="FILE|V[,V...]",
+                       help="mean in the net's channel order: a .binaryproto or .npy image (a "
+                            "larger one is center-cropped to the input) or per-channel values "
+                            "such as 104,117,123")
+    group.add_argument("--scale", type=_nonzero_float, metavar="S",
+                       help="multiply after subtracting the mean (transform_param scale, "
+                            "e.g. 0.017)")
+    group.add_argument("--raw-scale", type=_nonzero_float, metavar="S",
+                       help="multiply before subtracting the mean (pycaffe's raw_scale: 255 "
+                            "for images in [0, 1])")
+    group.add_argument("--channel-swap", type=_channel_swap, metavar="ORDER|none",
+                       help="input channel for each net channel (default 2,1,0: RGB -> BGR)")
+
+    inspect = _command(
+        commands, "inspect", "list a net's layers with Caffe's shapes",
+        "Print every layer with its Caffe top shapes (NCHW), parameter count and whether it "
+        "converts. Needs no Keras (and does not load TensorFlow).",
+        ["caffe2keras inspect deploy.prototxt model.caffemodel",
+         "caffe2keras inspect deploy.prototxt --input-shape data=1,3,300,300"])
     inspect.add_argument("prototxt")
     inspect.add_argument("caffemodel", nargs="?")
     _add_input_shape_option(inspect)
 
-    convert = commands.add_parser(
-        "convert", help="convert to a Keras .h5 or .keras file",
-        description="Convert a Caffe net into a Keras model file (.h5 or .keras by extension). "
-                    "The file appears only once it is complete.",
-        epilog="example: caffe2keras convert deploy.prototxt model.caffemodel model.h5")
-    convert.add_argument("prototxt")
-    convert.add_argument("files", nargs="+", metavar="[caffemodel] output",
-                         help="the weights (optional: without them, the prototxt's fillers) and "
-                              "the output file")
-    _add_input_shape_option(convert)
-    convert.add_argument("--no-fuse-batchnorm", action="store_true",
-                         help="keep BatchNorm and Scale as two Keras layers")
-
-    verify = commands.add_parser(
-        "verify", help="compare the converted model with Caffe's activations, layer by layer",
-        description="Convert the net, run it on the inputs stored in REF.npz and compare every "
-                    "stored blob with Caffe's. Exit code 0 only if all pass. Make REF.npz with "
-                    "scripts/dump_caffe_activations.py where pycaffe is installed.",
-        epilog="example: caffe2keras verify deploy.prototxt model.caffemodel --activations ref.npz")
+    verify = _command(
+        commands, "verify", "compare the converted model with Caffe's activations, layer by layer",
+        "Convert the net, run it on the inputs stored in REF.npz and compare every stored blob "
+        "with Caffe's. Exit code 0 only if all pass, 1 if some blob differs. Make REF.npz with "
+        "scripts/dump_caffe_activations.py where pycaffe is installed.",
+        ["caffe2keras verify deploy.prototxt model.caffemodel --activations ref.npz",
+         "caffe2keras verify deploy.prototxt model.caffemodel --activations ref.npz "
+         "--fold-batchnorm"])
     verify.add_argument("prototxt")
     verify.add_argument("caffemodel")
     verify.add_argument("--activations", required=True, metavar="REF.npz")
-    verify.add_argument("--tolerance", type=float, default=None,
+    verify.add_argument("--tolerance", type=float, default=None, metavar="R",
                         help="relative error allowed (of max |caffe| per blob); default: the "
                              "file's, else 1e-4")
     verify.add_argument("--fuse-batchnorm", action="store_true",
                         help="verify the fused model (BatchNorm outputs are then not compared)")
+    verify.add_argument("--fold-batchnorm", action="store_true",
+                        help="verify the folded model (convolution and BatchNorm outputs are "
+                             "then not compared)")
 
-    layers = commands.add_parser(
-        "layers", help="list the Caffe layer types that convert",
-        description="Print the supported Caffe layer types, grouped by converter family.",
-        epilog="example: caffe2keras layers --markdown")
+    layers = _command(
+        commands, "layers", "list the Caffe layer types that convert",
+        "Print the supported Caffe layer types, grouped by converter family.",
+        ["caffe2keras layers", "caffe2keras layers --markdown   # the README's table"])
     layers.add_argument("--markdown", action="store_true", help="print the README's table")
+
+    mean = _command(
+        commands, "mean", "show a mean .binaryproto and convert it to .npy",
+        "Print a mean file's shape and per-channel values (usable as --mean V,V,V), and "
+        "write it as a (C, H, W) float32 .npy when OUTPUT is given.",
+        ["caffe2keras mean mean.binaryproto",
+         "caffe2keras mean mean.binaryproto mean.npy"])
+    mean.add_argument("mean", metavar="MEAN", help="a .binaryproto (or .npy) mean")
+    mean.add_argument("output", nargs="?", metavar="OUTPUT.npy")
     return parser
 
 
@@ -93,14 +228,16 @@ def _layers(args) -> int:
 
 def _verify(args) -> int:
     from .api import prepare
-    from .verify import DEFAULT_TOLERANCE, first_failure, format_checks, load_activations, verify_net
+    from .verify import (DEFAULT_TOLERANCE, first_failure, format_checks, load_activations,
+                         verify_net)
     manifest, arrays = load_activations(args.activations)
     tolerance = args.tolerance if args.tolerance is not None else manifest.get(
         "tolerance", DEFAULT_TOLERANCE)
-    net = prepare(args.prototxt, args.caffemodel, fuse_batchnorm=args.fuse_batchnorm)
+    net = prepare(args.prototxt, args.caffemodel, fuse_batchnorm=args.fuse_batchnorm,
+                  fold_batchnorm=args.fold_batchnorm)
     checks = verify_net(net, manifest, arrays, tolerance)
     print(format_checks(checks, tolerance))
-    return 0 if first_failure(checks) is None else 1
+    return 0 if first_failure(checks) is None else VERIFY_FAILED
 
 
 def _inspect(args) -> int:
@@ -111,32 +248,75 @@ def _inspect(args) -> int:
     return 0
 
 
-def _convert(args) -> int:
-    if len(args.files) > 2:
-        raise _UsageError("convert takes PROTOTXT [CAFFEMODEL] OUTPUT")
-    caffemodel, output = (args.files if len(args.files) == 2 else (None, args.files[0]))
-    from .api import convert_file
-    start = time.perf_counter()
-    net = convert_file(args.prototxt, caffemodel, output, input_shapes=dict(args.input_shape),
-                       fuse_batchnorm=not args.no_fuse_batchnorm)
-    for warning in net.warnings:
-        print(f"warning: {warning}", file=sys.stderr)
-    size = os.path.getsize(output) / 2**20
-    print(f"wrote {output}: {len(net.layers)} layers, {size:.1f} MiB, "
-          f"{time.perf_counter() - start:.1f} s", file=sys.stderr)
+def _mean(args) -> int:
+    from .preprocess import channel_means, read_mean, save_mean
+    array, _ = read_mean(args.mean)
+    shape = "x".join(map(str, array.shape))
+    print(f"{args.mean}: {shape} ({'C' if array.ndim == 1 else 'C, H, W'})")
+    print(f"per-channel mean, in the file's channel order: "
+          f"{','.join(f'{v:.6g}' for v in channel_means(array))}")
+    if args.output:
+        save_mean(array, args.output)
+        print(f"wrote {args.output}")
     return 0
 
 
+def _preprocess_options(args):
+    options = {"--mean": args.mean, "--scale": args.scale, "--raw-scale": args.raw_scale,
+               "--channel-swap": args.channel_swap}
+    given = [flag for flag, value in options.items() if value is not None]
+    if not args.preprocess:
+        if given:
+            raise UsageError("caffe2keras convert", f"{', '.join(given)} need(s) --preprocess")
+        return None
+    from .preprocess import RGB_TO_BGR, Preprocess, parse_mean
+    swap = RGB_TO_BGR if args.channel_swap is None else args.channel_swap or None
+    return Preprocess(mean=None if args.mean is None else parse_mean(args.mean),
+                      scale=args.scale or 1.0, raw_scale=args.raw_scale or 1.0,
+                      channel_swap=swap)
+
+
+def _convert(args) -> int:
+    if len(args.files) > 2:
+        raise UsageError("caffe2keras convert", "expected PROTOTXT [CAFFEMODEL] OUTPUT, got "
+                                                f"{len(args.files) + 1} paths")
+    caffemodel, output = (args.files if len(args.files) == 2 else (None, args.files[0]))
+    preprocess = _preprocess_options(args)
+    from .api import convert_file
+    from .progress import Progress
+    from .summary import format_summary
+    with Progress(sys.stderr) as progress:
+        report = convert_file(args.prototxt, caffemodel, output,
+                              input_shapes=dict(args.input_shape),
+                              fuse_batchnorm=not args.no_fuse_batchnorm, outputs=args.outputs,
+                              fold_batchnorm=args.fold_batchnorm, preprocess=preprocess,
+                              progress=progress)
+    for warning in report.warnings:
+        print(f"warning: {warning}", file=sys.stderr)
+    print(f"caffe2keras: converted {args.prototxt}", file=sys.stderr)
+    print(format_summary(report), file=sys.stderr)
+    return 0
+
+
+HANDLERS = {"inspect": _inspect, "convert": _convert, "verify": _verify, "layers": _layers,
+            "mean": _mean}
+
+
 def main(argv: list[str] | None = None) -> int:
+    """Run the command; return its exit code (see ``exit_codes``). Raises only with --debug."""
     parser = _parser()
-    args = parser.parse_args(argv)
-    handlers = {"inspect": _inspect, "convert": _convert, "verify": _verify, "layers": _layers}
+    debug = False
     try:
-        return handlers[args.command](args)
-    except _UsageError as error:
-        parser.error(str(error))
+        args = parser.parse_args(argv)
+        debug = args.debug
+        return HANDLERS[args.command](args)
+    except SystemExit as done:  # --help
+        return done.code if isinstance(done.code, int) else 0
+    except UsageError as error:
+        print(f"{error.prog}: error: {error} (see `{error.prog} --help`)", file=sys.stderr)
+        return USAGE_ERROR
     except CaffeToKerasError as error:
-        if args.debug:
+        if debug:
             raise
         print(f"caffe2keras: error: {error}", file=sys.stderr)
         return error.exit_code
@@ -145,7 +325,13 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     except KeyboardInterrupt:
         print("caffe2keras: interrupted", file=sys.stderr)
-        return 130
+        return INTERRUPTED
+    except Exception as error:  # a bug: one line, the traceback with --debug
+        if debug:
+            raise
+        print(f"caffe2keras: internal error: {type(error).__name__}: {error} (run again with "
+              "--debug for the traceback, and please report it)", file=sys.stderr)
+        return INTERNAL_ERROR
 
 
 if __name__ == "__main__":

@@ -11,9 +11,15 @@ import math
 
 import numpy as np
 
+from .errors import StructureError
 from .ir import Net
 from .proto import caffe_pb2
-from .shapes.registry import get_blob_rule
+from .shapes.registry import get_blob_rule, nonfinite_warning
+
+# Weights invented from fillers cost memory the input files never paid for: 2**28 values
+# (1 GiB as float32) is room for VGG-16's 138 million parameters, and no more.
+MAX_FILLED_VALUES = 2**28
+_CHUNK = 2**20
 
 _NORM = caffe_pb2.FillerParameter
 
@@ -32,29 +38,54 @@ def _fan(shape, norm) -> float:
 
 
 def fill(filler: caffe_pb2.FillerParameter, shape, rng: np.random.Generator) -> np.ndarray:
+    """Values of ``shape`` drawn like Caffe's filler, computed in float32 throughout so that
+    the largest temporary is the result itself. A filler Caffe refuses raises ValueError."""
     shape = tuple(shape)
     kind = filler.type
     if kind == "constant":
         return np.full(shape, filler.value, np.float32)
     if kind == "uniform":
-        return rng.uniform(filler.min, filler.max, shape).astype(np.float32)
+        return _uniform(rng, filler.min, filler.max, shape)
     if kind == "gaussian":
-        values = rng.normal(filler.mean, filler.std, shape)
+        if filler.std < 0:
+            raise ValueError(f"gaussian filler std must not be negative, got {filler.std}")
+        values = _normal(rng, filler.mean, filler.std, shape)
         if filler.sparse >= 0 and len(shape) > 1:  # keep each weight with probability sparse/num_outputs
-            values *= rng.random(shape) < filler.sparse / shape[0]
-        return values.astype(np.float32)
+            flat = values.reshape(-1)
+            for start in range(0, flat.size, _CHUNK):  # a chunk at a time: no blob-sized mask
+                end = min(start + _CHUNK, flat.size)
+                flat[start:end] *= rng.random(end - start, dtype=np.float32) < filler.sparse / shape[0]
+        return values
     if kind == "xavier":
         limit = math.sqrt(3.0 / _fan(shape, filler.variance_norm))
-        return rng.uniform(-limit, limit, shape).astype(np.float32)
+        return _uniform(rng, -limit, limit, shape)
     if kind == "msra":
-        return rng.normal(0.0, math.sqrt(2.0 / _fan(shape, filler.variance_norm)), shape).astype(np.float32)
+        return _normal(rng, 0.0, math.sqrt(2.0 / _fan(shape, filler.variance_norm)), shape)
     if kind == "positive_unitball":
-        values = rng.random(shape)
-        flat = values.reshape(shape[0], -1)
-        return (flat / flat.sum(axis=1, keepdims=True)).reshape(shape).astype(np.float32)
+        values = rng.random(shape, dtype=np.float32)
+        flat = values.reshape(shape[0], -1) if shape else values.reshape(1, -1)
+        flat /= flat.sum(axis=1, keepdims=True)
+        return values
     if kind == "bilinear":
+        if len(shape) < 2:
+            raise ValueError(f"the bilinear filler needs a blob of at least 2 axes, got {shape}")
         return _bilinear(shape)
-    raise ValueError(f"unknown filler type {kind!r}")
+    raise ValueError(f"unknown filler type {kind!r} (Caffe knows constant, uniform, gaussian, "
+                     "xavier, msra, positive_unitball and bilinear)")
+
+
+def _uniform(rng: np.random.Generator, low: float, high: float, shape) -> np.ndarray:
+    values = rng.random(shape, dtype=np.float32)
+    values *= np.float32(high - low)
+    values += np.float32(low)
+    return values
+
+
+def _normal(rng: np.random.Generator, mean: float, std: float, shape) -> np.ndarray:
+    values = rng.standard_normal(shape, dtype=np.float32)
+    values *= np.float32(std)
+    values += np.float32(mean)
+    return values
 
 
 def _bilinear(shape) -> np.ndarray:
@@ -65,7 +96,7 @@ def _bilinear(shape) -> np.ndarray:
     y = np.arange(height)[:, None]
     x = np.arange(width)[None, :]
     kernel = (1 - np.abs(x / factor - centre)) * (1 - np.abs(y / factor - centre))
-    return np.broadcast_to(kernel, shape).astype(np.float32).copy()
+    return np.broadcast_to(kernel.astype(np.float32), shape).copy()
 
 
 def _fillers_for(layer) -> list[caffe_pb2.FillerParameter]:
@@ -92,18 +123,48 @@ def _fillers_for(layer) -> list[caffe_pb2.FillerParameter]:
 
 
 def fill_missing_weights(net: Net, seed: int = 0) -> list[str]:
-    """Give every parametric layer without blobs its filler values; return those layers' names."""
-    rng = np.random.default_rng(seed)
-    filled = []
+    """Give every parametric layer without blobs its filler values; return those layers' names.
+
+    The prototxt alone decides how much this allocates, so the total is checked against
+    ``MAX_FILLED_VALUES`` before anything is drawn."""
+    todo = []
     for layer in net.layers:
         rule = get_blob_rule(layer.type)
         if layer.blobs or rule is None:
             continue
         shapes = rule(layer, [net.shapes[b] for b in layer.bottoms])
-        if not shapes:
-            continue
+        if shapes:
+            todo.append((layer, [tuple(shape) for shape in shapes]))
+    _check_budget(todo)
+    rng = np.random.default_rng(seed)
+    for layer, shapes in todo:
         fillers = _fillers_for(layer)
-        layer.blobs = [fill(fillers[i], shape, rng) if i < len(fillers) else np.zeros(shape, np.float32)
-                       for i, shape in enumerate(shapes)]
-        filled.append(layer.name)
-    return filled
+        blobs = []
+        for i, shape in enumerate(shapes):
+            if i >= len(fillers):
+                blobs.append(np.zeros(shape, np.float32))
+                continue
+            try:
+                blobs.append(fill(fillers[i], shape, rng))
+            except ValueError as error:
+                raise StructureError(f"layer {layer.name!r} ({layer.type}): blob {i} has no "
+                                     f"weights to read and its filler fails: {error}") from None
+        layer.blobs = blobs
+        for i, blob in enumerate(blobs):
+            warning = nonfinite_warning(blob, f"layer {layer.name!r} ({layer.type}): blob {i} "
+                                              "(from its filler)")
+            if warning:
+                net.warn(warning)
+    return [layer.name for layer, _ in todo]
+
+
+def _check_budget(todo) -> None:
+    sizes = sorted(((sum(math.prod(shape) for shape in shapes), layer.name)
+                    for layer, shapes in todo), reverse=True)
+    total = sum(size for size, _ in sizes)
+    if total > MAX_FILLED_VALUES:
+        largest = ", ".join(f"{name!r} ({size:,})" for size, name in sizes[:3])
+        raise StructureError(
+            f"the layers without stored weights would need {total:,} values from their fillers "
+            f"({total * 4 / 2**30:.1f} GiB), more than the {MAX_FILLED_VALUES:,} this converter "
+            f"makes up from a prototxt; largest: {largest}. Give the caffemodel that holds them")

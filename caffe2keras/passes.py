@@ -22,8 +22,8 @@ def fuse_batchnorm_scale(net: Net) -> Net:
         if bn.tops[0] in (net.output_values or ()):
             continue  # the BatchNorm's own output is wanted: keep it a layer of its own
         following = readers.get(bn.tops[0], [])
-        if len(following) != 1 or not _is_channel_scale(following[0], bn.tops[0],
-                                                               len(net.shapes[bn.tops[0]])):
+        if len(following) != 1 or not is_channel_scale(following[0], bn.tops[0],
+                                                        len(net.shapes[bn.tops[0]])):
             continue
         scale = following[0]
         if len(scale.blobs) != (2 if scale.param.scale_param.bias_term else 1):
@@ -42,7 +42,8 @@ def fuse_batchnorm_scale(net: Net) -> Net:
     return net
 
 
-def _is_channel_scale(layer: Layer, value: str, rank: int) -> bool:
+def is_channel_scale(layer: Layer, value: str, rank: int) -> bool:
+    """A one-bottom Scale of ``value`` (a rank-``rank`` blob) with one factor per channel."""
     p = layer.param.scale_param
     channel_axis = p.axis + rank if p.axis < 0 else p.axis
     return (layer.type == "Scale" and layer.bottoms == [value] and channel_axis == 1

@@ -150,7 +150,7 @@ def verify_net(net: Net, manifest: dict, arrays: dict[str, np.ndarray],
         value = _value_of(net, entry["layer"], entry["top"])
         if value is None:
             checks.append(BlobCheck(entry["layer"], entry["top"], tuple(entry["shape"]), None, None,
-                                    True, "not in the Keras model (fused or dropped)"))
+                                    True, "not in the Keras model (fused, folded or dropped)"))
         else:
             probes.append((entry, tensors[value]))
     probe = keras.Model(model_inputs, [tensor for _, tensor in probes])
@@ -197,3 +197,23 @@ def format_checks(checks: list[BlobCheck], tolerance: float) -> str:
     if failed:
         lines.append(f"first diverging layer: {failed[0].layer!r} (top {failed[0].top!r})")
     return "\n".join(lines)
+
+
+def verify(prototxt: str, caffemodel: str, activations: str, tolerance: float | None = None, *,
+           input_shapes: dict[str, tuple[int, ...]] | None = None, fuse_batchnorm: bool = True,
+           fold_batchnorm: bool = False) -> list[BlobCheck]:
+    """Convert the net and compare it with Caffe's activations, blob by blob.
+
+    ``activations`` is an ``.npz`` written by ``scripts/dump_caffe_activations.py`` (or the
+    golden fixtures). Returns one :class:`BlobCheck` per stored blob, in Caffe's order;
+    ``check.passed`` says whether its error relative to max |caffe| is within ``tolerance``
+    (default: the file's, else 1e-4). Blobs the model no longer has (folded or fused layers)
+    pass with a note. ``first_failure(checks)`` is the first diverging blob, ``format_checks``
+    the table the CLI prints. Raises VerificationError for an unusable activations file.
+    """
+    from .api import prepare
+
+    manifest, arrays = load_activations(activations)
+    net = prepare(prototxt, caffemodel, input_shapes, fuse_batchnorm,
+                  fold_batchnorm=fold_batchnorm)
+    return verify_net(net, manifest, arrays, tolerance)

@@ -2,14 +2,23 @@
 
 from __future__ import annotations
 
+import numpy as np
+
 from ..lazy import custom_layers, keras
 from ..registry import Step, converter
-from .common import float32, name_of
+from .common import finite, float32, name_of
 
 
 @converter("ReLU")
 def relu(layer, ctx):
     slope = layer.param.relu_param.negative_slope
+    if slope < 0:
+        # Caffe: y = max(0, x) + slope * min(0, x) for any slope; Keras' ReLU refuses a
+        # negative one, PReLU with one shared alpha computes the same.
+        rank = len(ctx.bottom_shapes[0])
+        alpha = np.full((1,) * (rank - 1), slope, np.float32)
+        return [Step(keras.layers.PReLU(shared_axes=list(range(1, rank)) or None,
+                                        name=name_of(layer)), [alpha])]
     return [Step(keras.layers.ReLU(negative_slope=slope, name=name_of(layer)))]
 
 
@@ -54,18 +63,21 @@ def absval(layer, ctx):
 @converter("Power")
 def power(layer, ctx):
     p = layer.param.power_param
+    finite(layer, p, "power", "scale", "shift")
     return [Step(custom_layers.Power(power=p.power, scale=p.scale, shift=p.shift, name=name_of(layer)))]
 
 
 @converter("Exp")
 def exp(layer, ctx):
     p = layer.param.exp_param
+    finite(layer, p, "base", "scale", "shift")
     return [Step(custom_layers.Exp(base=p.base, scale=p.scale, shift=p.shift, name=name_of(layer)))]
 
 
 @converter("Log")
 def log(layer, ctx):
     p = layer.param.log_param
+    finite(layer, p, "base", "scale", "shift")
     return [Step(custom_layers.Log(base=p.base, scale=p.scale, shift=p.shift, name=name_of(layer)))]
 
 

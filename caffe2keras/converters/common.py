@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from ..errors import StructureError
@@ -40,3 +42,14 @@ def caffe_order_reshape(layer, in_shape, out_shape, final_name: str):
         plan.append(("to_nhwc", keras.layers.Permute, (2, 3, 1)))
     names = [f"{final_name}_{suffix}" for suffix, _, _ in plan[:-1]] + [final_name]
     return [Step(cls(argument, name=name)) for (_, cls, argument), name in zip(plan, names)]
+
+
+def finite(layer, param, *fields: str) -> None:
+    """Refuse NaN or infinite hyper-parameters, which no converted layer can hold (Caffe
+    would run them, mostly into NaN outputs)."""
+    for field in fields:
+        value = getattr(param, field)
+        if not math.isfinite(value):
+            raise StructureError(f"layer {layer.name!r} ({layer.type}): "
+                                 f"{param.DESCRIPTOR.name}.{field} is {value}; only finite "
+                                 "values convert")

