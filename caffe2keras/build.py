@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import numpy as np
+
 from .errors import StructureError
 from .ir import Net
 from .lazy import keras
@@ -14,7 +16,9 @@ def build_model(net: Net, extras: dict | None = None):
 
     Inputs are Caffe's net inputs in order, outputs the values no layer reads in Caffe's
     order: Net::Init collects them in a std::set, so they come sorted by blob name.
-    The IR's weight arrays are released as soon as a layer has taken them.
+    Each Keras variable is made once, from the converter's array (never from Keras'
+    initializers first), and the IR lets go of a layer's arrays as soon as its converter
+    has run: ``layer.blobs`` is empty afterwards.
     """
     model_inputs, tensors = build_graph(net, extras)
     outputs = [tensors[value] for value in net.outputs]
@@ -66,36 +70,70 @@ def _apply(step, value):
     """Call the step's layer on ``value``; its variables start with the step's weights.
 
     Keras would first fill new variables from the layer's initializers (for VGG16's fc6,
-    100M random numbers and three transient copies) only for ``set_weights`` to overwrite
-    them. Created inside a ``StatelessScope``, variables stay empty until the scope ends;
-    they are then initialised once, from our arrays.
+    100M random numbers and three transient copies of them) only for ``set_weights`` to
+    overwrite them. Variables created inside a ``StatelessScope`` stay empty until the
+    scope closes and are then filled once from their initializer, which here hands over
+    our array (Keras' deferred initialisation; it keeps the initializer in
+    ``Variable._initializer``).
     """
     if step.weights is None or step.layer.built:
         value = step.layer(value)
         if step.weights is not None:
             step.layer.set_weights(step.weights)
         return value
+    presets = [_Preset(array) for array in step.weights]
     with keras.StatelessScope():
         value = step.layer(value)
         variables = step.layer.weights
-        if len(variables) != len(step.weights):
-            raise StructureError(f"Keras layer {step.layer.name!r} has {len(variables)} weights, "
-                                 f"the converter gave {len(step.weights)}")
-        for variable, array in zip(variables, step.weights):
-            if tuple(variable.shape) != tuple(array.shape):
-                raise StructureError(f"Keras layer {step.layer.name!r}: weight {variable.path} "
-                                     f"has shape {tuple(variable.shape)}, the converter gave "
-                                     f"{tuple(array.shape)}")
-            variable._initializer = _Preset(array)
+        if len(variables) != len(presets):
+            raise ValueError(f"Keras layer {step.layer.name!r} has {len(variables)} weights, the "
+                             f"converter gave {len(presets)}")
+        for variable, preset in zip(variables, presets):
+            if tuple(variable.shape) != preset.shape:
+                raise ValueError(f"Keras layer {step.layer.name!r}: weight {variable.path} has "
+                                 f"shape {tuple(variable.shape)}, the converter gave "
+                                 f"{preset.shape}")
+            variable._initializer = preset
+    if not all(preset.used for preset in presets):
+        # A Keras that initialises some other way: the variables hold the layer's own
+        # initial values, so set ours the ordinary way (slower, same result).
+        step.layer.set_weights(step.weights)
     return value
 
 
 class _Preset:
-    """An initializer that hands over one prepared array."""
+    """An initializer that hands over one prepared array, once."""
 
     def __init__(self, array):
-        self.array = array
+        self.array = np.asarray(array)
+        self.shape = self.array.shape
+        self.used = False
 
     def __call__(self, shape, dtype=None):
-        array, self.array = self.array, None  # the variable's copy is the only one kept
+        array, self.array, self.used = self.array, None, True
+        if dtype is not None and keras.backend.standardize_dtype(dtype) != str(array.dtype):
+            return keras.ops.cast(array, dtype)
+        if keras.backend.backend() == "tensorflow" and array.nbytes >= _ADOPT_BYTES:
+            return _adoptable_tensor(array)
         return array
+
+
+# From this size on, TensorFlow is handed a buffer it can adopt as the variable's own.
+_ADOPT_BYTES = 1 << 20
+_ALIGN = 64  # TensorFlow's EIGEN_MAX_ALIGN_BYTES
+
+
+def _adoptable_tensor(array: np.ndarray):
+    """A TensorFlow tensor over a 64-byte aligned copy of ``array`` that nothing else holds.
+
+    Converting a NumPy array the usual way costs TensorFlow two copies of it at once (for
+    VGG16's fc6, 800 MB on top of the array). A tensor made through DLPack shares the
+    copy's memory instead, and a new variable takes over the buffer of a tensor nothing
+    else uses: the variable's memory is then this one copy.
+    """
+    import tensorflow as tf
+    raw = np.empty(array.nbytes + _ALIGN, np.uint8)
+    start = -raw.ctypes.data % _ALIGN
+    copy = raw[start:start + array.nbytes].view(array.dtype).reshape(array.shape)
+    np.copyto(copy, array)
+    return tf.experimental.dlpack.from_dlpack(copy.__dlpack__())

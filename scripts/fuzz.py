@@ -38,6 +38,7 @@ its inputs and traceback; the summary lists them and the exit code is 1 if there
 from __future__ import annotations
 
 import argparse
+import atexit
 import json
 import math
 import os
@@ -110,7 +111,45 @@ def load_seeds() -> Seeds:
             templates.setdefault(layer.type, []).append(layer.SerializeToString())
     for layer in _extra_templates():
         templates.setdefault(layer.type, []).append(layer.SerializeToString())
+    for deploy, model in _v0_seed():  # no fixture is in the oldest format
+        fixtures.append((deploy, model))
+        texts[deploy] = Path(deploy).read_text()
+        weights[model] = Path(model).read_bytes()
     return Seeds(fixtures, texts, weights, templates)
+
+
+def _v0_seed() -> list[tuple[str, str]]:
+    """A V0 net (``layers { layer { type: "conv" } }`` with a padding layer) and its weights,
+    written once into a temporary folder."""
+    folder = Path(tempfile.gettempdir()) / f"c2k-fuzz-v0-{os.getpid()}"
+    deploy, model = folder / "deploy.prototxt", folder / "weights.caffemodel"
+    if not deploy.exists():
+        folder.mkdir(exist_ok=True)
+        atexit.register(shutil.rmtree, folder, True)
+        net = caffe_pb2.NetParameter(name="v0", input=["data"], input_dim=[2, 3, 11, 7])
+        rng = np.random.default_rng(0)
+        for bottom, top, fields, shapes in (
+                ("data", "pad1", {"name": "pad1", "type": "padding", "pad": 1}, []),
+                ("pad1", "conv1", {"name": "conv1", "type": "conv", "num_output": 4,
+                                   "kernelsize": 3, "stride": 2}, [(4, 3, 3, 3), (4,)]),
+                ("conv1", "conv1", {"name": "relu1", "type": "relu"}, []),
+                ("conv1", "pool1", {"name": "pool1", "type": "pool", "kernelsize": 2, "stride": 2,
+                                    "pool": 1}, []),
+                ("pool1", "fc", {"name": "fc", "type": "innerproduct", "num_output": 5},
+                 [(5, 4 * 3 * 2), (5,)]),
+                ("fc", "prob", {"name": "prob", "type": "softmax"}, [])):
+            entry = net.layers.add(bottom=[bottom], top=[top])
+            for key, value in fields.items():
+                setattr(entry.layer, key, value)
+            for shape in shapes:
+                blob = entry.layer.blobs.add()
+                blob.num, blob.channels, blob.height, blob.width = (1,) * (4 - len(shape)) + shape
+                blob.data.extend(rng.standard_normal(math.prod(shape)).tolist())
+        model.write_bytes(net.SerializeToString())
+        for entry in net.layers:
+            del entry.layer.blobs[:]
+        deploy.write_text(text_format.MessageToString(net))
+    return [(str(deploy), str(model))]
 
 
 def _extra_templates() -> list:
@@ -301,7 +340,8 @@ def byte_ops():
     return st.tuples(st.sampled_from(["flip", "set", "delete", "repeat", "insert", "truncate",
                                       "varint", "splice", "field_length", "field_number",
                                       "wire_type", "field_repeat", "field_delete", "field_value"]),
-                     st.integers(0, 2**24), st.integers(0, 2**24), st.binary(max_size=12))
+                     st.integers(0, 2**24), st.integers(0, 2**24),
+                     st.binary(max_size=12).map(bytes.hex))  # hex: the case is saved as JSON
 
 
 @st.composite
@@ -322,7 +362,7 @@ def case_strategy(draw):
     else:
         case["swap"] = draw(st.sampled_from(["prototxt_as_weights", "weights_as_prototxt",
                                              "random", "empty", "other_weights", "both_weights"]))
-        case["random"] = draw(st.binary(min_size=0, max_size=256))
+        case["random"] = draw(st.binary(min_size=0, max_size=256)).hex()
     return case
 
 
@@ -403,8 +443,8 @@ def wire_fields(data: bytes, limit: int = 4000) -> list[WireField]:
                     return False
                 length_at = None
                 if wire == 0:
-                    _, pos = _read_varint(data, pos, end)
                     body = pos
+                    _, pos = _read_varint(data, pos, end)
                 elif wire == 1:
                     body, pos = pos, pos + 8
                 elif wire == 5:
@@ -417,7 +457,7 @@ def wire_fields(data: bytes, limit: int = 4000) -> list[WireField]:
                     return False
                 if pos > end:
                     return False
-                fields.append(WireField(tag_at, length_at, body if wire else tag_at, pos, number, wire))
+                fields.append(WireField(tag_at, length_at, body, pos, number, wire))
         except ValueError:
             return False
         found.extend(fields)
@@ -445,7 +485,7 @@ def mutate_bytes(data: bytes, ops, other: bytes) -> bytes:
         elif op == "repeat":
             buf[j:j] = buf[i:j] * (1 + b % 3)
         elif op == "insert":
-            buf[i:i] = blob
+            buf[i:i] = bytes.fromhex(blob)
         elif op == "truncate":
             del buf[i:]
         elif op == "varint":
@@ -600,8 +640,9 @@ class Runner:
         if swap == "both_weights":
             return [(weights, weights)]
         if swap == "random":
-            return [(deploy, self._write("random.caffemodel", case["random"])),
-                    (self._write("random.prototxt", case["random"]), None)]
+            data = bytes.fromhex(case["random"])
+            return [(deploy, self._write("random.caffemodel", data)),
+                    (self._write("random.prototxt", data), None)]
         if swap == "empty":
             return [(deploy, self._write("empty.caffemodel", b"")),
                     (self._write("empty.prototxt", b""), None)]
@@ -925,17 +966,13 @@ def worker_main(args) -> int:
 
 
 def replay(folder: str) -> int:
-    """Rerun a saved case in this process and show what happens."""
+    """Rerun a saved case in this process (its files are made again from case.json)."""
     case = json.loads((Path(folder) / "case.json").read_text())
     seeds = load_seeds()
     SEEDS[:] = [seeds]
-    with tempfile.TemporaryDirectory() as work:
-        for item in Path(folder).iterdir():
-            if item.name not in ("crash.txt",):
-                shutil.copy(item, Path(work) / item.name)
+    with tempfile.TemporaryDirectory() as work, tempfile.TemporaryDirectory() as out:
         tally = Tally()
-        runner = Runner(seeds, Options(timeout=60, build_rate=1.0, out=Path(work) / "out"),
-                        Path(work), tally)
+        runner = Runner(seeds, Options(timeout=60, build_rate=1.0, out=Path(out)), Path(work), tally)
         status = runner.run(0, case)
         print(status)
         for signature, entry in tally.crashes.items():

@@ -165,7 +165,8 @@ def test_values_written_unpacked_or_in_pieces(tmp_path, layout):
     flat = values.ravel()
     pieces = {
         "unpacked": [unpacked(flat, DATA, "<f4")],
-        "packed+unpacked+packed": [packed(flat[:10], DATA, "<f4"), unpacked(flat[10:40], DATA, "<f4"),
+        "packed+unpacked+packed": [packed(flat[:10], DATA, "<f4"),
+                                   unpacked(flat[10:40], DATA, "<f4"),
                                    packed(flat[40:], DATA, "<f4")],
         "two packed": [packed(flat[:1], DATA, "<f4"), packed(flat[1:], DATA, "<f4")],
         "unpacked double": [unpacked(flat.astype("<f8"), DOUBLE_DATA, "<f8")],
@@ -356,7 +357,8 @@ def test_a_caffemodel_over_2_gib_is_read_without_touching_its_values(tmp_path):
     blob.shape.dim.append(count)
     blob_head = blob.SerializeToString() + wire.encode_varint(DATA << 3 | wire.LEN) \
         + wire.encode_varint(4 * count)
-    blob_field = wire.encode_varint(7 << 3 | wire.LEN) + wire.encode_varint(len(blob_head) + 4 * count)
+    blob_field = wire.encode_varint(7 << 3 | wire.LEN) \
+        + wire.encode_varint(len(blob_head) + 4 * count)
     layer = caffe_pb2.LayerParameter(name="huge", type="Bias").SerializeToString()
     layer_head = wire.encode_varint(100 << 3 | wire.LEN) + wire.encode_varint(
         len(layer) + len(blob_field) + len(blob_head) + 4 * count)
@@ -374,7 +376,8 @@ def test_a_caffemodel_over_2_gib_is_read_without_touching_its_values(tmp_path):
 
 # ------------------------------------------------------------------ the writer
 
-@pytest.mark.parametrize("build, legacy", [(nb.v2_net, False), (nb.v2_net, True), (nb.v1_net, True)],
+@pytest.mark.parametrize("build, legacy",
+                         [(nb.v2_net, False), (nb.v2_net, True), (nb.v1_net, True)],
                          ids=["V2", "V2-legacy", "V1-legacy"])
 def test_writer_matches_protobuf(tmp_path, build, legacy):
     weights = nb.seeded_blobs(nb.V2_BLOB_SHAPES, seed=9)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..errors import StructureError
 from ..lazy import custom_layers, keras
 from ..registry import Step, converter
 from .common import finite, float32, name_of
@@ -71,7 +72,12 @@ def power(layer, ctx):
 def exp(layer, ctx):
     p = layer.param.exp_param
     finite(layer, p, "base", "scale", "shift")
-    return [Step(custom_layers.Exp(base=p.base, scale=p.scale, shift=p.shift, name=name_of(layer)))]
+    try:  # the layer precomputes base^shift
+        return [Step(custom_layers.Exp(base=p.base, scale=p.scale, shift=p.shift,
+                                       name=name_of(layer)))]
+    except OverflowError:
+        raise StructureError(f"layer {layer.name!r} (Exp): base {p.base} to the power shift "
+                             f"{p.shift} overflows") from None
 
 
 @converter("Log")
@@ -83,6 +89,7 @@ def log(layer, ctx):
 
 @converter("Threshold")
 def threshold(layer, ctx):
+    finite(layer, layer.param.threshold_param, "threshold")
     return [Step(custom_layers.Threshold(threshold=layer.param.threshold_param.threshold,
                                          name=name_of(layer)))]
 

@@ -10,6 +10,11 @@ from ..errors import StructureError
 from ..lazy import keras
 from ..registry import Step, keras_layer_name
 
+# Layers that precompute a constant from the input's size (AVE pooling's divisor map,
+# PriorBox's boxes) hold this many values at most: 2**25 is an 8K x 4K map, 256 MiB
+# while it is computed in float64. A larger one comes from a hostile shape, not a net.
+MAX_CONSTANT_VALUES = 2**25
+
 
 def name_of(layer, suffix: str = "") -> str:
     """The Keras name for a Caffe layer, or for a helper layer emitted before it."""
@@ -53,3 +58,11 @@ def finite(layer, param, *fields: str) -> None:
             raise StructureError(f"layer {layer.name!r} ({layer.type}): "
                                  f"{param.DESCRIPTOR.name}.{field} is {value}; only finite "
                                  "values convert")
+
+
+def constant_fits(layer, count: int, what: str) -> None:
+    """Refuse to precompute a constant of ``count`` values beyond ``MAX_CONSTANT_VALUES``."""
+    if count > MAX_CONSTANT_VALUES:
+        raise StructureError(f"layer {layer.name!r} ({layer.type}): {what} would hold {count:,} "
+                             f"values, more than the {MAX_CONSTANT_VALUES:,} a converted layer "
+                             "may precompute")

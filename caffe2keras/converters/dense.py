@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
+
 from ..errors import StructureError
 from ..lazy import keras
 from ..registry import Step, converter
@@ -26,7 +28,7 @@ def inner_product(layer, ctx):
         # Keras flattens NHWC as H, W, C; Caffe flattens C, H, W. Reorder the weight rows
         # instead of the activations: row (c, h, w) moves to (h, w, c).
         c, h, w = bottom[1:]
-        weights = weights.reshape(c, h, w, -1).transpose(1, 2, 0, 3).reshape(features, -1)
+        weights = _kernel_in_hwc_order(layer.blobs[0], p.transpose, c, h, w)
         steps.append(Step(keras.layers.Flatten(name=name_of(layer, "flatten"))))
     else:
         # Bring the blob into Caffe's axis order and merge the axes from `axis` on.
@@ -44,3 +46,20 @@ def inner_product(layer, ctx):
     if nhwc_result:
         steps.append(Step(keras.layers.Permute((2, 3, 1), name=name_of(layer))))
     return steps
+
+
+def _kernel_in_hwc_order(blob: np.ndarray, transposed: bool, c: int, h: int, w: int) -> np.ndarray:
+    """Caffe's InnerProduct weights, (N, C*H*W) or with ``transpose`` (C*H*W, N), as the Keras
+    kernel (H*W*C, N). Copied in blocks of 256 outputs: one big strided transpose is slow on
+    VGG-size layers (fc6 is 411 MB)."""
+    n = blob.shape[1] if transposed else blob.shape[0]
+    out = np.empty((h, w, c, n), np.float32)
+    if transposed:
+        source = blob.reshape(c, h, w, n)
+        for start in range(0, n, 256):
+            out[..., start:start + 256] = source[..., start:start + 256].transpose(1, 2, 0, 3)
+    else:
+        source = blob.reshape(n, c, h, w)
+        for start in range(0, n, 256):
+            out[..., start:start + 256] = source[start:start + 256].transpose(2, 3, 1, 0)
+    return out.reshape(h * w * c, n)

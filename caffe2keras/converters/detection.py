@@ -17,7 +17,7 @@ from ..proto import caffe_pb2
 from ..registry import Step, converter
 from ..shapes.detection import num_priors, prior_aspect_ratios
 from ..shapes.registry import legacy_shape
-from .common import caffe_order_reshape, float32, name_of
+from .common import caffe_order_reshape, constant_fits, float32, name_of
 
 _FLT_MAX = float(np.finfo(np.float32).max)
 _CODE_TYPES = {caffe_pb2.PriorBoxParameter.CORNER: "corner",
@@ -105,6 +105,7 @@ def prior_box(layer, ctx):
     img_size = _pair(layer, p, "img_size", "img_h", "img_w", int)
     if len(feature) != 4 or (img_size is None and len(image) != 4):
         raise _error(layer, f"needs 4-D feature map and image inputs, got {feature} and {image}")
+    constant_fits(layer, math.prod(ctx.top_shapes[0]), "its priors")
     return [Step(custom_layers.PriorBox(
         min_sizes=list(p.min_size), max_sizes=list(p.max_size),
         aspect_ratios=prior_aspect_ratios(p), clip=p.clip, variances=list(p.variance) or [0.1],

@@ -7,7 +7,7 @@ from ..lazy import custom_layers, keras
 from ..proto import caffe_pb2
 from ..registry import Step, converter
 from ..shapes.conv import pool_geometry
-from .common import name_of
+from .common import constant_fits, name_of
 
 _MODES = {caffe_pb2.PoolingParameter.MAX: "max", caffe_pb2.PoolingParameter.AVE: "ave"}
 
@@ -31,5 +31,8 @@ def pooling(layer, ctx):
     if g.pad == (0, 0) and fits:
         cls = keras.layers.MaxPooling2D if mode == "max" else keras.layers.AveragePooling2D
         return [Step(cls(pool_size=g.kernel, strides=g.stride, padding="valid", name=name))]
+    if mode == "ave":
+        constant_fits(layer, g.output[0] * g.output[1], f"the {g.output[0]}x{g.output[1]} map of "
+                                                        "AVE divisors")
     return [Step(custom_layers.CaffePooling2D(pool=mode, kernel=g.kernel, stride=g.stride,
                                               pad=g.pad, output_size=g.output, name=name))]

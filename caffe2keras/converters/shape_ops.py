@@ -15,7 +15,7 @@ from ..proto import caffe_pb2
 from ..registry import Step, converter, keras_axis, keras_shape
 from ..shapes.registry import canonical_axis, has
 from ..shapes.structure import _legacy_or_axis
-from .common import caffe_order_reshape, name_of
+from .common import caffe_order_reshape, finite, name_of
 
 _REDUCTION = caffe_pb2.ReductionParameter
 
@@ -147,6 +147,7 @@ def argmax(layer, ctx):
 @converter("Reduction")
 def reduction(layer, ctx):
     p = layer.param.reduction_param
+    finite(layer, p, "coeff")
     bottom = ctx.bottom_shapes[0]
     rank = len(bottom)
     axis = canonical_axis(layer, p.axis, rank)

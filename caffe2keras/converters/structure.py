@@ -16,6 +16,11 @@ def passthrough(layer, ctx):
 @converter("Dropout")
 def dropout(layer, ctx):
     p = layer.param.dropout_param
+    if not 0 <= p.dropout_ratio < 1:
+        # Keras refuses such a rate; Caffe's TEST phase copies the input whatever the ratio.
+        ctx.net.warn(f"layer {layer.name!r} (Dropout): dropout_ratio {p.dropout_ratio} is not in "
+                     "[0, 1); converted as an identity, which is what Caffe computes at inference")
+        return [Step(keras.layers.Identity(name=name_of(layer)))]
     # Kept as a real Dropout so that fine-tuning drops units like Caffe training; identity at inference.
     return [Step(keras.layers.Dropout(rate=p.dropout_ratio, name=name_of(layer)))]
 

@@ -60,7 +60,8 @@ def _parse(data, message, path: str, what: str):
     try:
         message.ParseFromString(data if isinstance(data, bytes) else memoryview(data))
     except (DecodeError, RuntimeError, ValueError) as error:
-        raise ParseError(f"not a valid binary {what} (truncated or corrupt: {error})", path) from None
+        raise ParseError(f"not a valid binary {what} (truncated or corrupt: {error})",
+                         path) from None
     return message
 
 
@@ -152,7 +153,8 @@ def _payload_index(blob) -> int | None:
 def _values(buffer, runs: list[Run], count: int) -> np.ndarray:
     """The values of ``runs`` as one float32 array: a view of the file when they are a single
     packed float run, else a new array."""
-    if len(runs) == 1 and runs[0].stride == 4 and runs[0].dtype == "<f4" and sys.byteorder == "little":
+    single = len(runs) == 1 and runs[0].stride == 4 and runs[0].dtype == "<f4"
+    if single and sys.byteorder == "little":
         return _mapped_view(buffer, runs[0].offset, count)
     out = np.empty(count, np.float32)
     at = 0

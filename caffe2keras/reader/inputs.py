@@ -8,7 +8,7 @@ spatial size and the first convolution's weights tell us the channels.
 
 from __future__ import annotations
 
-from ..errors import StructureError
+from ..errors import StructureError, WeightsMismatchError
 from .binary import blob_shape
 
 DATA_LAYER_TYPES = frozenset({
@@ -92,7 +92,12 @@ def data_channels(layer, reader_layers, weights: dict[str, list]) -> int | None:
     for reader in reader_layers:
         if image in reader.bottom and reader.type == "Convolution":
             blobs = weights.get(reader.name)
-            if blobs:
-                return blob_shape(blobs[0])[1] * reader.convolution_param.group
-            return None
+            if not blobs:
+                return None
+            shape = blob_shape(blobs[0])
+            if len(shape) < 3 or shape[1] <= 0 or reader.convolution_param.group <= 0:
+                raise WeightsMismatchError(
+                    f"layer {reader.name!r} (Convolution): weight blob of shape {shape} tells "
+                    f"nothing of the channels of {layer.name!r}, the data layer it reads")
+            return shape[1] * reader.convolution_param.group
     return None

@@ -342,7 +342,7 @@ def read_text_file(path: str, message) -> TextParseResult:
         raise ParseError("this is a binary file, not a text prototxt (weights go in the second argument)",
                          path)
     try:
-        text = raw.decode("utf-8")
+        text = raw.decode("utf-8").removeprefix("\ufeff")  # editors on Windows may add a BOM
     except UnicodeDecodeError as error:
         line = raw[: error.start].count(b"\n") + 1
         raise ParseError("not valid UTF-8 text", path, line) from None

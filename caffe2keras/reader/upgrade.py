@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from google.protobuf import unknown_fields
 
-from caffe2keras.errors import StructureError
+from caffe2keras.errors import ParseError, StructureError
 from caffe2keras.proto import caffe_pb2
 
 _V1Layer = caffe_pb2.V1LayerParameter
@@ -127,6 +127,7 @@ def upgrade_net(net: caffe_pb2.NetParameter, source: str) -> caffe_pb2.NetParame
     if count > MAX_LAYERS:
         raise StructureError(f"{source}: {count} layers, more than the {MAX_LAYERS} this converter "
                              "accepts; no real net has that many")
+    _check_text(net, source)
     if len(net.layer) and len(net.layers):
         raise StructureError(
             f"{source}: mixes 'layer' and 'layers' entries; a net must use one format only "
@@ -141,6 +142,28 @@ def upgrade_net(net: caffe_pb2.NetParameter, source: str) -> caffe_pb2.NetParame
         upgraded = _v1_net_to_v2(upgraded, source)
     _drop_batch_norm_param_specs(upgraded)
     return upgraded
+
+
+def _check_text(message, source: str, where: str = "") -> None:
+    """Refuse text fields that are not UTF-8. protobuf parses a binary file's strings
+    without checking them and hands the bad ones to Python as bytes, which would fail
+    (or print oddly) wherever a name is first used."""
+    for field, value in message.ListFields():
+        repeated = _is_repeated(field)
+        if field.message_type is not None:
+            for index, child in enumerate(value if repeated else [value]):
+                _check_text(child, source, f"{where}{field.name}[{index}]." if repeated
+                            else f"{where}{field.name}.")
+        elif field.type == field.TYPE_STRING:
+            for item in (value if repeated else [value]):
+                if isinstance(item, bytes):
+                    raise ParseError(f"{source}: {where}{field.name} {item[:40]!r} is not valid "
+                                     "UTF-8 text (a corrupt file?)")
+
+
+def _is_repeated(field) -> bool:
+    repeated = getattr(field, "is_repeated", None)  # protobuf >= 6; older: label
+    return field.label == field.LABEL_REPEATED if repeated is None else repeated
 
 
 # ---------------------------------------------------------------- V0 -> V1

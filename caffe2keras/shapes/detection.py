@@ -3,6 +3,8 @@ families)."""
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from .registry import expect_bottoms, has, layer_error, legacy_dim, shape_rule, sub_param
@@ -27,8 +29,15 @@ def num_priors(layer) -> int:
     p = sub_param(layer, "prior_box_param")
     if not p.min_size:
         raise layer_error(layer, "min_size is required")
-    if any(s <= 0 for s in p.min_size):
-        raise layer_error(layer, "min_size must be positive")
+    for name in ("min_size", "max_size", "aspect_ratio", "variance"):
+        if not all(0 < value < math.inf for value in getattr(p, name)):
+            raise layer_error(layer, f"{name} must be positive and finite, got "
+                                     f"{list(getattr(p, name))}")
+    for name in ("step", "step_h", "step_w"):
+        if has(p, name) and not 0 < getattr(p, name) < math.inf:
+            raise layer_error(layer, f"{name} must be positive and finite, got {getattr(p, name)}")
+    if not math.isfinite(p.offset):
+        raise layer_error(layer, f"offset must be finite, got {p.offset}")
     if p.max_size:
         if len(p.max_size) != len(p.min_size):
             raise layer_error(layer, f"{len(p.max_size)} max_size values for "

@@ -29,6 +29,9 @@ def _batch_norm_channels(bottom: Shape) -> int:
 
 @shape_rule("BatchNorm")
 def _batch_norm(layer, bottoms):
+    # LayerSetUp takes 1 channel for a 1-D input, but Reshape then reads shape(1) and aborts.
+    expect_bottoms(layer, bottoms, 1)
+    expect_ndim(layer, bottoms[0], 2, 32)
     return same_shape(layer, bottoms)
 
 
