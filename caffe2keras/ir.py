@@ -79,3 +79,12 @@ class Net:
     def warn(self, message: str) -> None:
         if message not in self.warnings:
             self.warnings.append(message)
+
+
+def unique_name(candidate: str, taken, separator: str = "_") -> str:
+    """``candidate``, or ``candidate<separator>2``, 3, ... : the first not in ``taken``."""
+    value, n = candidate, 1
+    while value in taken:
+        n += 1
+        value = f"{candidate}{separator}{n}"
+    return value

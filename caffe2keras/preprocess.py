@@ -33,10 +33,11 @@ import numpy as np
 
 from .converters.common import name_of
 from .errors import OutputError, ParseError, StructureError
-from .ir import Layer, Net
+from .ir import Layer, Net, unique_name
 from .lazy import custom_layers
 from .reader.binary import read_mean_file
 from .registry import Step, converter, keras_layer_name
+from .save import atomic_output
 from .shapes import shape_rule
 
 PREPROCESS_TYPE = "Caffe+Preprocess"  # internal: the '+' keeps it out of the layer table
@@ -187,9 +188,9 @@ def add_preprocessing(net: Net, spec: Preprocess,
     """Insert the transform between an input and every layer reading it (after shapes)."""
     name, transform = resolve(spec, net, mean)
     taken = {keras_layer_name(layer.name) for layer in net.layers} | set(net.inputs)
-    layer_name = _unique(f"{keras_layer_name(name)}_preprocess", taken)
+    layer_name = unique_name(f"{keras_layer_name(name)}_preprocess", taken)
     used = set(net.inputs) | {top for layer in net.layers for top in layer.tops}
-    value = _unique(f"{name}@{layer_name}", used)
+    value = unique_name(f"{name}@{layer_name}", used)
     for layer in net.layers:
         layer.bottoms = [value if bottom == name else bottom for bottom in layer.bottoms]
     net.layers.insert(0, Layer(name=layer_name, type=PREPROCESS_TYPE, bottoms=[name],
@@ -201,14 +202,6 @@ def add_preprocessing(net: Net, spec: Preprocess,
 
 def preprocess_layer(net: Net) -> Layer | None:
     return next((layer for layer in net.layers if layer.type == PREPROCESS_TYPE), None)
-
-
-def _unique(candidate: str, taken: set) -> str:
-    value, n = candidate, 1
-    while value in taken:
-        n += 1
-        value = f"{candidate}_{n}"
-    return value
 
 
 @shape_rule(PREPROCESS_TYPE)
@@ -235,15 +228,5 @@ def save_mean(array: np.ndarray, path: str) -> None:
     """Write a mean as ``.npy`` (Caffe's python tools use (C, H, W)), atomically."""
     if not path.lower().endswith(".npy"):
         raise OutputError(f"{path}: the mean is written as .npy; name the file *.npy")
-    folder = os.path.dirname(os.path.abspath(path))
-    if not os.path.isdir(folder):
-        raise OutputError(f"{path}: folder {folder} does not exist")
-    temporary = os.path.join(folder, f".{os.path.basename(path)}.{os.getpid()}.partial.npy")
-    try:
+    with atomic_output(path, ".npy", "the mean") as temporary:
         np.save(temporary, array, allow_pickle=False)
-        os.replace(temporary, path)
-    except OSError as error:
-        raise OutputError(f"{path}: cannot write the mean: {error.strerror or error}") from None
-    finally:
-        if os.path.exists(temporary):
-            os.remove(temporary)

@@ -18,6 +18,7 @@ import os
 import shutil
 import tempfile
 import zipfile
+from contextlib import contextmanager
 
 from .errors import OutputError
 
@@ -32,27 +33,35 @@ def output_format(path: str) -> str:
     return extension
 
 
-def save_model(model, path: str) -> None:
-    """Save ``model`` to ``path`` (.h5 or .keras) atomically."""
-    extension = output_format(path)
+@contextmanager
+def atomic_output(path: str, suffix: str, what: str):
+    """Yield a temporary path beside ``path`` (not yet created); rename it over ``path``
+    once the body finishes, remove it if anything fails."""
     folder = os.path.dirname(os.path.abspath(path))
     if not os.path.isdir(folder):
         raise OutputError(f"{path}: folder {folder} does not exist")
-    handle, temporary = tempfile.mkstemp(prefix=f".{os.path.basename(path)}.", suffix=extension,
+    handle, temporary = tempfile.mkstemp(prefix=f".{os.path.basename(path)}.", suffix=suffix,
                                          dir=folder)
     os.close(handle)
     try:
-        os.remove(temporary)  # Keras refuses to overwrite some formats; let it create the file
-        if extension == ".keras" and _can_save_unzipped():
-            _save_keras_via_folder(model, temporary, folder)
-        else:
-            model.save(temporary)
+        os.remove(temporary)  # writers such as Keras' refuse to overwrite: let them create it
+        yield temporary
         os.replace(temporary, path)
     except OSError as error:
-        raise OutputError(f"{path}: cannot write the model: {error.strerror or error}") from None
+        raise OutputError(f"{path}: cannot write {what}: {error.strerror or error}") from None
     finally:
         if os.path.exists(temporary):
             os.remove(temporary)
+
+
+def save_model(model, path: str) -> None:
+    """Save ``model`` to ``path`` (.h5 or .keras) atomically."""
+    extension = output_format(path)
+    with atomic_output(path, extension, "the model") as temporary:
+        if extension == ".keras" and _can_save_unzipped():
+            _save_keras_via_folder(model, temporary, os.path.dirname(os.path.abspath(path)))
+        else:
+            model.save(temporary)
 
 
 def _can_save_unzipped() -> bool:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from ..errors import StructureError
-from ..ir import Layer, Net
+from ..ir import Layer, Net, unique_name
 from ..proto import caffe_pb2
 from . import inputs as input_rules
 from .binary import Caffemodel, read_caffemodel, slow_protobuf_warning
@@ -150,7 +150,8 @@ def _build_layers(net: Net, body, declared: dict, path: str) -> None:
             if blob in current and blob not in layer_param.bottom:
                 raise StructureError(f"{path}: blob {blob!r} is produced by more than one layer "
                                      f"(again by {layer_param.name!r})")
-            value = blob if blob not in used else _fresh_id(f"{blob}@{layer_param.name}", used)
+            value = blob if blob not in used else unique_name(f"{blob}@{layer_param.name}", used,
+                                                              "#")
             used.add(value)
             current[blob] = value
             tops.append(value)
@@ -158,14 +159,6 @@ def _build_layers(net: Net, body, declared: dict, path: str) -> None:
             raise StructureError(f"{path}: layer {layer_param.name!r} lists the same top twice")
         net.layers.append(Layer(name=layer_param.name, type=layer_param.type, bottoms=bottoms,
                                 tops=tops, param=layer_param, top_blobs=list(layer_param.top)))
-
-
-def _fresh_id(candidate: str, used: set) -> str:
-    value, n = candidate, 1
-    while value in used:
-        n += 1
-        value = f"{candidate}#{n}"
-    return value
 
 
 def _resolve_input_shapes(net: Net, declared: dict, overrides: dict, path: str) -> None:
