@@ -171,3 +171,32 @@ def test_a_caffemodel_over_2gib_that_protobuf_would_have_to_read_is_refused_sayi
     assert isinstance(error, errors.ParseError), error
     assert str(path) in str(error) and "2 GiB" in str(error)
     assert peak < 16 * 2**20
+
+
+def test_a_prototxt_that_is_a_link_to_an_endless_device_is_refused(tmp_path):
+    """A downloaded archive can hold a symlink to /dev/zero: its size says 0, reading never ends."""
+    link = tmp_path / "deploy.prototxt"
+    link.symlink_to("/dev/zero")
+    error, peak = peak_bytes(load_net, str(link))
+    assert isinstance(error, errors.ParseError) and str(link) in str(error)
+    assert peak < 2 * prototxt_reader.MAX_TEXT_BYTES + 2**20
+
+
+@pytest.mark.parametrize("command", [["inspect", "{deploy}", "/dev/zero"],
+                                     ["mean", "/dev/zero"]], ids=["caffemodel", "mean_file"])
+@pytest.mark.xfail(strict=True, reason="reader/binary.py reads a non-regular file without bound "
+                                       "(mmap fails, then read() of /dev/zero never ends); a fix "
+                                       "is proposed to its owner")
+def test_weights_that_link_to_an_endless_device_are_refused(tmp_path, command):
+    """Run with a 1 GiB address-space limit, so that the unbounded read fails fast with a
+    MemoryError instead of taking the machine's memory."""
+    import subprocess
+    import sys
+    deploy = nb.write(tmp_path, "deploy.prototxt", nb.v2_net())
+    argv = [arg.format(deploy=deploy) for arg in command]
+    script = ("import resource, sys; resource.setrlimit(resource.RLIMIT_AS, (2**30, 2**30)); "
+              "from caffe2keras.cli import main; sys.exit(main(sys.argv[1:]))")
+    done = subprocess.run([sys.executable, "-c", script, *argv], capture_output=True, text=True,
+                          timeout=120)
+    assert done.returncode == errors.ParseError.exit_code, done.stderr[-500:]
+    assert "/dev/zero" in done.stderr

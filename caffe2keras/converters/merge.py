@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 from ..errors import StructureError
 from ..lazy import custom_layers, keras
 from ..proto import caffe_pb2
@@ -23,6 +25,9 @@ def eltwise(layer, ctx):
     if coeff and len(coeff) != len(layer.bottoms):
         raise StructureError(f"layer {layer.name!r} (Eltwise): {len(coeff)} coefficients for "
                              f"{len(layer.bottoms)} bottoms")
+    if not all(math.isfinite(c) for c in coeff):
+        raise StructureError(f"layer {layer.name!r} (Eltwise): coefficients {coeff} are not all "
+                             "finite; only finite values convert")
     if not coeff or all(c == 1 for c in coeff):
         return [Step(keras.layers.Add(name=name))]
     return [Step(custom_layers.WeightedSum(coefficients=coeff, name=name))]

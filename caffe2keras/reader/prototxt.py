@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 import re
+import stat
 from dataclasses import dataclass, field
 from typing import Iterator
 
@@ -328,6 +329,16 @@ def parse_text(text: str, message, path: str = "<text>") -> TextParseResult:
     return result
 
 
+def _read_at_most(handle, limit: int) -> bytes:
+    data = bytearray()
+    while len(data) < limit:
+        chunk = handle.read(min(2**20, limit - len(data)))
+        if not chunk:
+            break
+        data += chunk
+    return bytes(data)
+
+
 def read_text_file(path: str, message) -> TextParseResult:
     try:
         size = os.path.getsize(path)
@@ -335,9 +346,14 @@ def read_text_file(path: str, message) -> TextParseResult:
             raise ParseError(f"file is {size} bytes, more than the {MAX_TEXT_BYTES} a prototxt may have",
                              path)
         with open(path, "rb") as handle:
-            raw = handle.read()
+            if stat.S_ISREG(os.fstat(handle.fileno()).st_mode):
+                raw = handle.read()
+            else:  # a pipe or a device (a symlink to /dev/zero): no size to check first
+                raw = _read_at_most(handle, MAX_TEXT_BYTES + 1)
     except OSError as error:
         raise ParseError(f"cannot read: {error.strerror}", path) from None
+    if len(raw) > MAX_TEXT_BYTES:
+        raise ParseError(f"more than the {MAX_TEXT_BYTES} bytes a prototxt may have", path)
     if b"\x00" in raw[:4096]:
         raise ParseError("this is a binary file, not a text prototxt (weights go in the second argument)",
                          path)

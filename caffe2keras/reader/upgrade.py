@@ -19,6 +19,7 @@ from google.protobuf import unknown_fields
 
 from caffe2keras.errors import ParseError, StructureError
 from caffe2keras.proto import caffe_pb2
+from caffe2keras.reader.prototxt import _is_repeated
 
 _V1Layer = caffe_pb2.V1LayerParameter
 
@@ -159,11 +160,6 @@ def _check_text(message, source: str, where: str = "") -> None:
                 if isinstance(item, bytes):
                     raise ParseError(f"{source}: {where}{field.name} {item[:40]!r} is not valid "
                                      "UTF-8 text (a corrupt file?)")
-
-
-def _is_repeated(field) -> bool:
-    repeated = getattr(field, "is_repeated", None)  # protobuf >= 6; older: label
-    return field.label == field.LABEL_REPEATED if repeated is None else repeated
 
 
 # ---------------------------------------------------------------- V0 -> V1

@@ -19,6 +19,8 @@ def _exp_log(layer, bottoms):
     # base -1 stands for e; any other base must be positive.
     if p.base != -1 and p.base <= 0:
         raise layer_error(layer, f"base must be positive (or -1 for e), got {p.base}")
+    if layer.type == "Log" and p.base == 1:  # Caffe checks 1 / log(base) is finite
+        raise layer_error(layer, "base 1 has no logarithm")
     return same_shape(layer, bottoms)
 
 
