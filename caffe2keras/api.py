@@ -89,9 +89,10 @@ def convert(prototxt: str, caffemodel: str | None = None,
     """
     net = prepare(prototxt, caffemodel, input_shapes, fuse_batchnorm, outputs,
                   fold_batchnorm=fold_batchnorm, preprocess=preprocess)
+    model = build_model(net)  # converters may add warnings while building
     for message in net.warnings:
         warnings.warn(message, stacklevel=2)
-    return build_model(net)
+    return model
 
 
 def convert_file(prototxt: str, caffemodel: str | None, output: str,

@@ -42,11 +42,13 @@ def build_graph(net: Net, extras: dict | None = None):
         tensor = keras.Input(shape=keras_shape(shape)[1:], name=keras_layer_name(name))
         tensors[name] = tensor
         model_inputs.append(tensor)
+    taken = {keras_layer_name(name): f"input {name!r}" for name in net.inputs}
 
     for layer in net.layers:
         ctx = Context(net=net, bottom_shapes=[net.shapes[b] for b in layer.bottoms],
                       top_shapes=[net.shapes[t] for t in layer.tops], extras=dict(extras or {}))
         steps = lookup(layer.type)(layer, ctx)
+        _claim_names(steps, layer, taken)
         # The steps hold the weights in Keras' layout now. Letting go of the IR's arrays
         # first hands their file pages back before the Keras variables are allocated.
         layer.blobs = []
@@ -137,3 +139,15 @@ def _adoptable_tensor(array: np.ndarray):
     copy = raw[start:start + array.nbytes].view(array.dtype).reshape(array.shape)
     np.copyto(copy, array)
     return tf.experimental.dlpack.from_dlpack(copy.__dlpack__())
+
+
+def _claim_names(steps, layer, taken: dict[str, str]) -> None:
+    """Keras needs unique layer names; a clash (a layer named like an input, or two names
+    equal once '/' becomes '_') is the prototxt's to fix, so say which names collide."""
+    owner = f"layer {layer.name!r}"
+    for step in steps:
+        holder = taken.setdefault(step.layer.name, owner)
+        if holder != owner:
+            raise StructureError(f"layer {layer.name!r} ({layer.type}): its Keras name "
+                                 f"{step.layer.name!r} is already taken by {holder}; rename one "
+                                 "of them in the prototxt")

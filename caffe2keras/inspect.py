@@ -15,12 +15,13 @@ def _shape_text(shape) -> str:
 
 def inspect_rows(net: Net) -> list[tuple[str, ...]]:
     rows = []
+    names = net.blob_names()
     for name, shape in net.inputs.items():
         rows.append((name, "Input", "", name, _shape_text(shape), "0", "yes"))
     for layer in net.layers:
         shapes = ", ".join(_shape_text(net.shapes.get(t)) for t in layer.tops) or "-"
         params = sum(blob.size for blob in layer.blobs)
-        rows.append((layer.name, layer.type, ", ".join(map(net.blob_name, layer.bottoms)),
+        rows.append((layer.name, layer.type, ", ".join(names.get(b, b) for b in layer.bottoms),
                      ", ".join(layer.top_blobs), shapes,
                      f"{params:,}" if layer.blobs else "-",
                      "yes" if has_converter(layer.type) else "NO"))
@@ -39,7 +40,7 @@ def format_report(net: Net) -> str:
     missing = sorted({layer.type for layer in net.layers if not has_converter(layer.type)})
     lines.append("")
     lines.append(f"{len(net.layers)} layers, {len(net.inputs)} input(s), outputs: "
-                 f"{', '.join(map(net.blob_name, net.outputs)) or '-'}")
+                 f"{', '.join(net.blob_names().get(v, v) for v in net.outputs) or '-'}")
     lines.append(f"{total:,} parameters ({total * 4 / 2**20:.1f} MiB as float32)")
     if missing:
         lines.append(f"no converter for: {', '.join(missing)}")

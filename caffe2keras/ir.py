@@ -49,7 +49,12 @@ class Net:
             return list(self.output_values)
         read = {b for layer in self.layers for b in layer.bottoms}
         produced = [t for layer in self.layers for t in layer.tops if t not in read]
-        return sorted(produced, key=lambda value: self.blob_name(value).encode())
+        names = self.blob_names()
+        return sorted(produced, key=lambda value: names.get(value, value).encode())
+
+    def blob_names(self) -> dict[str, str]:
+        """Value id -> Caffe's blob name, for every top (one pass over the layers)."""
+        return {top: blob for layer in self.layers for top, blob in zip(layer.tops, layer.top_blobs)}
 
     def layer(self, name: str) -> Layer:
         for layer in self.layers:

@@ -42,13 +42,15 @@ def atomic_output(path: str, suffix: str, what: str):
         raise OutputError(f"{path}: folder {folder} does not exist")
     handle, temporary = tempfile.mkstemp(prefix=f".{os.path.basename(path)}.", suffix=suffix,
                                          dir=folder)
-    os.close(handle)
     try:
+        os.close(handle)
         os.remove(temporary)  # writers such as Keras' refuse to overwrite: let them create it
         yield temporary
         os.replace(temporary, path)
     except OSError as error:
         raise OutputError(f"{path}: cannot write {what}: {error.strerror or error}") from None
+    except (RuntimeError, ValueError) as error:  # h5py and Keras report write failures so too
+        raise OutputError(f"{path}: cannot write {what}: {error}") from None
     finally:
         if os.path.exists(temporary):
             os.remove(temporary)

@@ -217,7 +217,8 @@ def test_files_swapped(tmp_path, run_cli):
     empty = nb.write(tmp_path, "empty.caffemodel", b"")
     assert_refused(run_cli, tmp_path, prototxt, empty, errors.ParseError, "empty")
     empty_text = nb.write(tmp_path, "empty.prototxt", "")
-    assert_refused(run_cli, tmp_path, empty_text, None, errors.StructureError, "no outputs")
+    assert_refused(run_cli, tmp_path, empty_text, None, errors.StructureError, empty_text,
+                   "no layers and no inputs")
 
 
 def test_weights_of_another_net_with_the_same_layer_names(tmp_path, run_cli):

@@ -184,9 +184,6 @@ def test_a_prototxt_that_is_a_link_to_an_endless_device_is_refused(tmp_path):
 
 @pytest.mark.parametrize("command", [["inspect", "{deploy}", "/dev/zero"],
                                      ["mean", "/dev/zero"]], ids=["caffemodel", "mean_file"])
-@pytest.mark.xfail(strict=True, reason="reader/binary.py reads a non-regular file without bound "
-                                       "(mmap fails, then read() of /dev/zero never ends); a fix "
-                                       "is proposed to its owner")
 def test_weights_that_link_to_an_endless_device_are_refused(tmp_path, command):
     """Run with a 1 GiB address-space limit, so that the unbounded read fails fast with a
     MemoryError instead of taking the machine's memory."""

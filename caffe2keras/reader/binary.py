@@ -12,6 +12,7 @@ from __future__ import annotations
 import math
 import mmap
 import os
+import stat
 import sys
 import weakref
 from dataclasses import dataclass
@@ -36,9 +37,22 @@ def _read_bytes(path: str, what: str) -> bytes:
             raise ParseError(f"{what} is {size} bytes; protobuf cannot read messages of 2 GiB or more",
                              path)
         with open(path, "rb") as handle:
-            return handle.read()
+            return _read_bounded(handle, path, what)
     except OSError as error:
         raise ParseError(f"cannot read {what}: {error.strerror}", path) from None
+
+
+def _read_bounded(handle, path: str, what: str) -> bytearray:
+    """Read a whole file, refusing devices (a link to /dev/zero would never end) and reading a
+    pipe only up to what protobuf could take."""
+    mode = os.fstat(handle.fileno()).st_mode
+    if stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
+        raise ParseError(f"{what} is a device, not a file", path)
+    data = bytearray(handle.read(MAX_MESSAGE_BYTES + 1))
+    if len(data) > MAX_MESSAGE_BYTES:
+        raise ParseError(f"{what} is more than 2 GiB; protobuf cannot read messages of 2 GiB or more",
+                         path)
+    return data
 
 
 def _looks_like_text(data) -> bool:
@@ -138,7 +152,7 @@ def _map(path: str):
             try:
                 return mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_COPY)
             except (OSError, ValueError):
-                return bytearray(handle.read())
+                return _read_bounded(handle, path, "caffemodel")
     except OSError as error:
         raise ParseError(f"cannot read caffemodel: {error.strerror}", path) from None
 

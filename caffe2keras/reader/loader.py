@@ -61,6 +61,8 @@ def load_net(prototxt: str, caffemodel: str | None = None,
     the layers needed to compute them are kept, and only their weights are read.
     """
     net_param, warnings = read_prototxt(prototxt)
+    if not net_param.layer and not net_param.input:
+        raise StructureError(f"{prototxt}: the net has no layers and no inputs (not a Caffe net?)")
     weights = read_weights(caffemodel) if caffemodel else None
     if weights and weights.model.fallback:
         warnings.append(f"{caffemodel}: read by protobuf (slower, all in memory) because the fast "
