@@ -432,3 +432,19 @@ def test_a_negative_relu_slope_converts_as_caffe_computes_it(tmp_path):
         model = convert(path)
     x = np.linspace(-3, 3, 2 * 3 * 11 * 7, dtype=np.float32).reshape(2, 11, 7, 3)
     np.testing.assert_allclose(model.predict(x, verbose=0), np.where(x > 0, x, -0.5 * x), rtol=1e-6)
+
+
+@pytest.mark.parametrize("clash", ["like_the_input", "after_slash_mapping"])
+def test_keras_name_clashes_are_refused_with_both_names(tmp_path, clash):
+    """Keras needs unique layer names: a layer named like the input, or two names that become
+    equal once '/' is replaced, is refused naming both instead of failing inside Keras."""
+    first, second = ("data", None) if clash == "like_the_input" else ("a/b", "a_b")
+    layers = [f'layer {{ name: "{first}" type: "ReLU" bottom: "data" top: "r1" }}']
+    if second:
+        layers.append(f'layer {{ name: "{second}" type: "ReLU" bottom: "r1" top: "r2" }}')
+    prototxt = tmp_path / "clash.prototxt"
+    prototxt.write_text('input: "data" input_shape { dim: 1 dim: 2 dim: 3 dim: 4 }\n'
+                        + "\n".join(layers))
+    with pytest.raises(errors.StructureError, match="already taken by") as error:
+        convert(str(prototxt))
+    assert ("input 'data'" if second is None else "layer 'a/b'") in str(error.value)
