@@ -441,3 +441,22 @@ def test_shape_layers_reject_bad_arguments(make, message):
 def test_shape_layers_reject_inputs_that_do_not_fit(layer, shape, message):
     with pytest.raises(ValueError, match=message):
         layer(keras.Input(shape[1:]))
+
+
+def test_reduction_of_a_5d_blob_to_4d_comes_out_nhwc(tmp_path):
+    """Found by fuzzing: Reduction over the last axis of a 5-D blob gives a 4-D blob, which the
+    next layer expects in NHWC like every 4-D blob."""
+    import caffe2keras
+    prototxt = tmp_path / "net.prototxt"
+    prototxt.write_text(
+        'input: "data" input_shape { dim: 2 dim: 3 dim: 4 dim: 5 dim: 6 }\n'
+        'layer { name: "sum" type: "Reduction" bottom: "data" top: "sum" '
+        'reduction_param { operation: SUM axis: 4 coeff: -1.5 } }\n'
+        'layer { name: "act" type: "PReLU" bottom: "sum" top: "act" }\n')
+    model = caffe2keras.convert(str(prototxt))
+    x = np.random.default_rng(0).standard_normal((2, 3, 4, 5, 6)).astype(np.float32)
+    reduced = model.get_layer("sum").output
+    assert tuple(reduced.shape) == (None, 4, 5, 3)
+    from keras import Model
+    got = Model(model.inputs, reduced).predict(x, verbose=0)
+    np.testing.assert_allclose(got, (-1.5 * x.sum(axis=4)).transpose(0, 2, 3, 1), rtol=1e-5, atol=1e-5)

@@ -160,6 +160,11 @@ def reduction(layer, ctx):
         axes = [3]
     else:
         axes = sorted(keras_axis(a, rank) for a in range(axis, rank))
-    steps.append(Step(custom_layers.Reduction(operation=operation, axes=axes, coeff=p.coeff,
-                                              name=name_of(layer))))
+    # A 4-D result (from a 5-D blob) must come out NHWC like every 4-D blob.
+    nhwc_result = axis == 4
+    steps.append(Step(custom_layers.Reduction(
+        operation=operation, axes=axes, coeff=p.coeff,
+        name=name_of(layer, "reduce") if nhwc_result else name_of(layer))))
+    if nhwc_result:
+        steps.append(Step(keras.layers.Permute((2, 3, 1), name=name_of(layer))))
     return steps
