@@ -11,7 +11,7 @@ from .registry import Context, check_supported, keras_layer_name, keras_shape, l
 from .shapes import infer_shapes
 
 
-def build_model(net: Net, extras: dict | None = None):
+def build_model(net: Net):
     """Build the functional Keras model of ``net`` with its weights set.
 
     Inputs are Caffe's net inputs in order, outputs the values no layer reads in Caffe's
@@ -20,7 +20,7 @@ def build_model(net: Net, extras: dict | None = None):
     initializers first), and the IR lets go of a layer's arrays as soon as its converter
     has run: ``layer.blobs`` is empty afterwards.
     """
-    model_inputs, tensors = build_graph(net, extras)
+    model_inputs, tensors = build_graph(net)
     outputs = [tensors[value] for value in net.outputs]
     if not outputs:
         raise StructureError("the net has no outputs")
@@ -31,7 +31,7 @@ def build_model(net: Net, extras: dict | None = None):
     )
 
 
-def build_graph(net: Net, extras: dict | None = None):
+def build_graph(net: Net):
     """Apply every converter; return the Keras inputs and a map value id -> Keras tensor."""
     check_supported(net)
     if not net.shapes:
@@ -46,7 +46,7 @@ def build_graph(net: Net, extras: dict | None = None):
 
     for layer in net.layers:
         ctx = Context(net=net, bottom_shapes=[net.shapes[b] for b in layer.bottoms],
-                      top_shapes=[net.shapes[t] for t in layer.tops], extras=dict(extras or {}))
+                      top_shapes=[net.shapes[t] for t in layer.tops])
         steps = lookup(layer.type)(layer, ctx)
         _claim_names(steps, layer, taken)
         # The steps hold the weights in Keras' layout now. Letting go of the IR's arrays

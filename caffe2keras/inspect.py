@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import math
-
 from .ir import Net
 from .registry import has_converter
 from .shapes import infer_shapes
@@ -50,7 +48,3 @@ def format_report(net: Net) -> str:
     for warning in net.warnings:
         lines.append(f"warning: {warning}")
     return "\n".join(lines)
-
-
-def parameter_count(net: Net) -> int:
-    return sum(math.prod(blob.shape) for layer in net.layers for blob in layer.blobs)

@@ -76,10 +76,7 @@ class Net:
 
     def blob_name(self, value: str) -> str:
         """Caffe's name for a value id."""
-        for layer in self.layers:
-            if value in layer.tops:
-                return layer.top_blobs[layer.tops.index(value)]
-        return value
+        return self.blob_names().get(value, value)
 
     def warn(self, message: str) -> None:
         if message not in self.warnings:

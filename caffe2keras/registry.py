@@ -12,7 +12,7 @@ converter for its own custom layer type the same way.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Callable
 
 import numpy as np
@@ -34,7 +34,6 @@ class Context:
     net: Net
     bottom_shapes: list[tuple[int, ...]]
     top_shapes: list[tuple[int, ...]]
-    extras: dict = field(default_factory=dict)  # options from the caller (e.g. fold flags)
 
     def keras_axis(self, caffe_axis: int, rank: int | None = None) -> int:
         """Where a Caffe axis of the first bottom lives in the Keras tensor (4-D is NHWC)."""
@@ -92,11 +91,6 @@ def has_converter(type_: str) -> bool:
 def lookup(type_: str) -> Converter:
     _load_builtin_converters()
     return _CONVERTERS[type_]
-
-
-def supported_types() -> list[str]:
-    _load_builtin_converters()
-    return sorted(_CONVERTERS)
 
 
 def converters_by_module():

@@ -432,7 +432,7 @@ def run_rows(models: dict, groups: set[str], runs: int, workdir: str) -> list[di
             + f", peak RSS {row['peak_rss_bytes'] / 2**20:.0f} MiB", file=sys.stderr)
         return row
 
-    vgg, vgg1, nsfw = models["vgg16"], models["vgg16_v1"], models["nsfw"]
+    vgg, nsfw = models["vgg16"], models["nsfw"]
     size = {key: os.path.getsize(model["caffemodel"]) for key, model in models.items()}
     if "read" in groups or "parse" in groups:
         read = add("read", "raw file read (f.read())", "vgg16",

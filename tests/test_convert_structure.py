@@ -12,7 +12,7 @@ SHAPE = (2, 3, 5, 4)  # N, C, H, W
 DIMS = " ".join(f"dim: {d}" for d in SHAPE)
 
 INPUT_FORMS = {
-    "input_dim": f'input: "data"\n' + "".join(f"input_dim: {d}\n" for d in SHAPE),
+    "input_dim": 'input: "data"\n' + "".join(f"input_dim: {d}\n" for d in SHAPE),
     "input_shape": f'input: "data"\ninput_shape {{ {DIMS} }}\n',
     "input_layer": f'layer {{ name: "data" type: "Input" top: "data" '
                    f'input_param {{ shape {{ {DIMS} }} }} }}\n',

@@ -28,11 +28,6 @@ def float32(array) -> np.ndarray:
     return array if array.flags.c_contiguous else np.ascontiguousarray(array)
 
 
-def nchw_to_nhwc(array: np.ndarray) -> np.ndarray:
-    """A per-position parameter of Caffe shape (C, H, W)-suffix moved to the Keras layout."""
-    return np.transpose(array, (0, 2, 3, 1)) if array.ndim == 4 else array
-
-
 def caffe_order_reshape(layer, in_shape, out_shape, final_name: str):
     """Steps that reshape the way Caffe does (row-major over NCHW) while every 4-D blob stays
     NHWC in Keras; the last step is named ``final_name``."""
