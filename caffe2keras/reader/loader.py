@@ -67,8 +67,9 @@ def load_net(prototxt: str, caffemodel: str | None = None,
     if weights and weights.model.fallback:
         warnings.append(f"{caffemodel}: read by protobuf (slower, all in memory) because the fast "
                         f"reader does not handle this file: {weights.model.fallback}")
-    if caffemodel and slow_protobuf_warning():
-        warnings.append(slow_protobuf_warning())
+    slow = slow_protobuf_warning() if caffemodel else None
+    if slow:
+        warnings.append(slow)
     state = make_state(net_param, phase)
     kept = [layer for layer in net_param.layer if layer_included(layer, state)]
     kept = [layer for layer in kept if not _training_only(layer)]
