@@ -61,3 +61,22 @@ class VerificationError(CaffeToKerasError):
     """Reference activations that cannot be compared (missing inputs, wrong shapes)."""
 
     exit_code = 8
+
+
+class ExportCheckError(CaffeToKerasError):
+    """An exported artifact whose outputs, run in its own runtime, differ from the Keras model's."""
+
+    exit_code = 9
+
+
+class UnsupportedInFormatError(CaffeToKerasError):
+    """Layers the chosen output format cannot express; lists all of them at once."""
+
+    exit_code = 10
+
+    def __init__(self, format_name: str, layers: list[tuple[str, str, str]]):
+        """``layers``: (Keras layer name, layer class, reason) for each layer refused."""
+        self.format_name, self.layers = format_name, list(layers)
+        listed = "; ".join(f"{name!r} ({kind}): {reason}" for name, kind, reason in self.layers)
+        noun = "layer" if len(self.layers) == 1 else "layers"
+        super().__init__(f"{format_name} cannot express {len(self.layers)} {noun}: {listed}")

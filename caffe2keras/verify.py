@@ -129,10 +129,32 @@ def compare_detections(expected: np.ndarray, actual: np.ndarray, tolerance: floa
             f"{len(real)} detections in {images} padded items of {capacity} rows")
 
 
+def _distinct(tensors: list) -> list:
+    """Each tensor once (Split's tops are one Keras tensor), in first-seen order."""
+    return list({id(tensor): tensor for tensor in tensors}.values())
+
+
+def _run_probe(probe, feeds: list[np.ndarray], wanted: list, runtime: str | None) -> list:
+    """The values of the ``wanted`` tensors: ``probe`` (whose outputs are those tensors, each
+    once) run by Keras, or exported to ``runtime``'s format and run there."""
+    if runtime is None:
+        results = probe.predict(feeds if len(feeds) > 1 else feeds[0], verbose=0)
+        results = [results] if len(probe.outputs) == 1 else list(results)
+    else:
+        from .formats.base import input_names, output_names
+        from .formats.write import run_exported
+        outputs = run_exported(probe, runtime, dict(zip(input_names(probe), feeds)))
+        results = [outputs[name] for name in output_names(probe)]
+    by_tensor = {id(tensor): result for tensor, result in zip(probe.outputs, results)}
+    return [by_tensor[id(tensor)] for tensor in wanted]
+
+
 def verify_net(net: Net, manifest: dict, arrays: dict[str, np.ndarray],
-               tolerance: float | None = None) -> list[BlobCheck]:
+               tolerance: float | None = None, runtime: str | None = None) -> list[BlobCheck]:
     """Build ``net`` (prepared by ``api.prepare``), run it on the stored inputs and compare
-    every stored blob the Keras model still has."""
+    every stored blob the Keras model still has. ``runtime``: a format name (``onnx``,
+    ``tflite``, ``openvino``, ``torch``, ...): the model with every stored blob as an output
+    is exported to that format and run in its runtime instead of Keras."""
     from .build import build_graph
     from .lazy import keras
 
@@ -153,10 +175,8 @@ def verify_net(net: Net, manifest: dict, arrays: dict[str, np.ndarray],
                                     True, "not in the Keras model (fused, folded or dropped)"))
         else:
             probes.append((entry, tensors[value]))
-    probe = keras.Model(model_inputs, [tensor for _, tensor in probes])
-    results = probe.predict(feeds if len(feeds) > 1 else feeds[0], verbose=0)
-    if len(probes) == 1:
-        results = [results]
+    results = _run_probe(keras.Model(model_inputs, _distinct([t for _, t in probes])),
+                         feeds, [tensor for _, tensor in probes], runtime)
     for (entry, _), result in zip(probes, results):
         expected = arrays[entry["key"]]
         actual = to_caffe_layout(np.asarray(result))

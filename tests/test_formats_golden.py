@@ -1,0 +1,61 @@
+"""Every golden net, exported to every runtime format and run in that runtime, against real
+Caffe's stored activations: the model with every stored blob as an output is exported (so
+each layer is checked in each format, not only the net outputs) and each blob compared
+within the manifest's tolerance."""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+
+import pytest
+
+from caffe2keras.api import prepare
+from caffe2keras.verify import first_failure, format_checks, load_activations, verify_net
+
+from test_golden import FIXTURES, LOCAL
+
+RUNTIMES = {"onnx": "onnxruntime", "tflite": "ai_edge_litert", "openvino": "openvino",
+            "torch": "torch"}
+# every golden net but these is expected to export; a refusal must name the layer
+REFUSED: dict[tuple[str, str], str] = {}
+
+
+def require_runtime(format_name: str) -> None:
+    module = RUNTIMES[format_name]
+    if importlib.util.find_spec(module) is None:
+        message = f"{module} is not installed: pip install '.[export]'"
+        if os.environ.get("CI"):
+            pytest.fail(message)
+        pytest.skip(message)
+
+
+def check_against_caffe(format_name, prototxt, caffemodel, golden, fuse_batchnorm=False):
+    require_runtime(format_name)
+    manifest, arrays = load_activations(str(golden))
+    net = prepare(str(prototxt), str(caffemodel), fuse_batchnorm=fuse_batchnorm)
+    checks = verify_net(net, manifest, arrays, runtime=format_name)
+    compared = [c for c in checks if c.max_abs_error is not None]
+    assert compared, "no blob was compared"
+    failure = first_failure(checks)
+    assert failure is None, (
+        f"{format_name}: first diverging layer {failure.layer!r} (top {failure.top!r}): "
+        f"{failure.note or f'relative error {failure.relative_error:.3g}'}\n"
+        + format_checks(checks, manifest["tolerance"]))
+    return checks
+
+
+@pytest.mark.parametrize("name", LOCAL)
+@pytest.mark.parametrize("format_name", list(RUNTIMES))
+def test_every_blob_matches_caffe_in_the_runtime(format_name, name):
+    folder = FIXTURES / name
+    check_against_caffe(format_name, folder / "deploy.prototxt", folder / "weights.caffemodel",
+                        folder / "golden.npz")
+
+
+@pytest.mark.parametrize("format_name", list(RUNTIMES))
+def test_nsfw_resnet50_matches_caffe_in_the_runtime(format_name, nsfw_model):
+    prototxt, caffemodel = nsfw_model
+    checks = check_against_caffe(format_name, prototxt, caffemodel,
+                                 FIXTURES / "nsfw" / "golden.npz", fuse_batchnorm=True)
+    assert any(c.top == "prob" and c.max_abs_error is not None for c in checks)
