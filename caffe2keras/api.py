@@ -1,8 +1,9 @@
 """The Python API: the steps of a conversion, each usable on its own.
 
 ``read`` (files -> checked, shaped IR with every weight) -> ``apply_passes`` (folding, fusion,
-preprocessing) -> ``build_model`` (IR -> keras.Model) -> ``export.write_model``. ``prepare``
-is the first two; ``convert`` and ``convert_file`` run them all.
+preprocessing) -> ``build_model`` (IR -> keras.Model) -> ``write_output`` (a Keras file, a
+SavedModel, or an artifact for a runtime, checked in that runtime). ``prepare`` is the first
+two; ``convert`` and ``convert_file`` run them all.
 """
 
 from __future__ import annotations
@@ -11,9 +12,11 @@ import time
 import warnings
 
 from .build import build_model
-from .export import output_kind, output_size, write_model
+from .export import export_saved_model, output_size
 from .fillers import fill_missing_weights
 from .fold import fold_batchnorm as fold_batchnorm_pass
+from .formats import for_output
+from .formats.check import DEFAULT_TOLERANCE
 from .ir import Net
 from .passes import fuse_batchnorm_scale
 from .preprocess import Preprocess, add_preprocessing, read_mean
@@ -95,18 +98,48 @@ def convert(prototxt: str, caffemodel: str | None = None,
     return model
 
 
+def write_output(model, output: str, format: str | None = None, check: bool = True,
+                 tolerance: float = DEFAULT_TOLERANCE, stage=None):
+    """Write ``model`` to ``output`` in ``format`` (a name from ``formats.format_names()``; by
+    default the output's extension), atomically. A runtime format (ONNX, LiteRT, OpenVINO,
+    torch) is first run in its runtime on a probe input and compared with the model (unless
+    ``check`` is false): beyond ``tolerance`` of an output's largest value, ExportCheckError
+    and nothing written. Returns the format and the checks (None when not checked).
+    ``stage(label)``: a context manager timing each stage (``Progress.stage``)."""
+    from contextlib import nullcontext
+    from .formats.write import write_artifact
+    from .save import save_model
+
+    fmt = for_output(output, format)
+    stage = stage or (lambda label: nullcontext())
+    if fmt.name == "savedmodel":
+        with stage("write"):
+            export_saved_model(model, output)
+        return fmt, None
+    if not fmt.checked:
+        with stage("write"):
+            save_model(model, output)
+        return fmt, None
+    return fmt, write_artifact(model, output, fmt, check=check, tolerance=tolerance, stage=stage)
+
+
 def convert_file(prototxt: str, caffemodel: str | None, output: str,
                  input_shapes: dict[str, tuple[int, ...]] | None = None,
                  fuse_batchnorm: bool = True, outputs: list[str] | None = None, *,
                  fold_batchnorm: bool = False,
                  preprocess: Preprocess | None = None,
+                 format: str | None = None, check: bool = True,
                  progress: Progress | None = None) -> ConversionReport:
-    """Convert and write to ``output``: a ``.keras`` or ``.h5`` file, or a TensorFlow
-    SavedModel folder (a path ending in ``/``), atomically. Options as in :func:`convert`;
-    ``progress`` shows the stages (see :mod:`caffe2keras.progress`). Returns a
-    :class:`~caffe2keras.summary.ConversionReport` (its warnings included)."""
+    """Convert and write to ``output``, atomically: a ``.keras`` or ``.h5`` file, a TensorFlow
+    SavedModel folder (a path ending in ``/``), or an artifact for a runtime: ``.onnx`` (ONNX
+    Runtime), ``.tflite`` (LiteRT), ``.xml`` (OpenVINO IR, with its ``.bin``), ``.pt2``
+    (torch.export). ``format`` names the format instead of the extension. Runtime artifacts
+    are checked in their runtime against the Keras model unless ``check`` is false (see
+    :func:`write_output`). Options as in :func:`convert`; ``progress`` shows the stages (see
+    :mod:`caffe2keras.progress`). Returns a :class:`~caffe2keras.summary.ConversionReport`
+    (its warnings and the check included)."""
     start = time.perf_counter()
-    kind = output_kind(output)  # refuse a bad output before the slow part
+    fmt = for_output(output, format)  # refuse a bad output before the slow part
     progress = progress or Progress(enabled=False)
     mean = read_mean(preprocess.mean) if preprocess is not None else None
     with progress.stage("read"):
@@ -117,20 +150,29 @@ def convert_file(prototxt: str, caffemodel: str | None, output: str,
     with progress.stage("build", done=lambda: sum(not layer.blobs for layer in weighted),
                         total=len(weighted)):
         model = build_model(net)
-    with progress.stage("write"):
-        write_model(model, output)
+    _, checks = write_output(model, output, fmt.name, check=check, stage=progress.stage)
     transform = None
     if preprocess is not None:
         from .layers import CaffePreprocess
         transform = next(layer for layer in model.layers
                          if isinstance(layer, CaffePreprocess)).describe()
     return ConversionReport(
-        output=output, kind=kind, caffe_layers=caffe_layers,
+        output=output, kind=fmt.name, description=fmt.description, caffe_layers=caffe_layers,
         keras_layers=sum(1 for layer in model.layers if type(layer).__name__ != "InputLayer"),
         parameters=model.count_params(),
         inputs=[(tensor.name, tuple(tensor.shape)) for tensor in model.inputs],
         outputs=[(net.blob_name(value), tuple(tensor.shape))
                  for value, tensor in zip(net.outputs, model.outputs)],
-        size_bytes=output_size(output), seconds=time.perf_counter() - start,
+        size_bytes=sum(output_size(path) for path in fmt.files(output)),
+        seconds=time.perf_counter() - start,
         stage_seconds=dict(progress.timings), warnings=list(net.warnings),
-        folded=changes["folded"], fused=changes["fused"], preprocess=transform)
+        folded=changes["folded"], fused=changes["fused"], preprocess=transform,
+        check=None if not fmt.checked else _check_summary(fmt, checks))
+
+
+def _check_summary(fmt, checks) -> str:
+    if checks is None:
+        return "skipped (--no-check)"
+    worst = max(checks, key=lambda check: check.relative_error)
+    return (f"{fmt.runtime}: {len(checks)} output(s) match Keras, largest error "
+            f"{worst.relative_error:.2g} of max |value| ({worst.name})")

@@ -7,6 +7,7 @@ import sys
 import textwrap
 
 from .errors import CaffeToKerasError
+from .formats import format_names
 
 USAGE_ERROR = 2
 VERIFY_FAILED = 1
@@ -128,23 +129,36 @@ def _parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
     convert = _command(
-        commands, "convert", "convert to a .keras or .h5 file or a SavedModel folder",
-        "Convert a Caffe net into a Keras model: a .keras or .h5 file (by extension), or a "
-        "TensorFlow SavedModel for serving (a folder path ending in '/'). The output appears "
-        "only once it is complete; a failed run leaves none and keeps an existing one. Ends "
-        "with a summary on stderr; a progress line is drawn while it runs on a terminal.",
+        commands, "convert", "convert to Keras, ONNX, LiteRT, OpenVINO or torch",
+        "Convert a Caffe net into a Keras model, written by the output's extension (or "
+        "--format): .keras or .h5, a TensorFlow SavedModel for serving (a folder path ending "
+        "in '/'), or an artifact for a runtime: .onnx (ONNX Runtime), .tflite (LiteRT), .xml "
+        "(OpenVINO IR, with its .bin), .pt2 (torch.export). A runtime artifact is loaded in its "
+        "runtime and compared with the Keras model before it is kept (--no-check skips that). "
+        "The output appears only once it is complete; a failed run leaves none and keeps an "
+        "existing one. Ends with a summary on stderr; a progress line is drawn while it runs "
+        "on a terminal.",
         ["caffe2keras convert deploy.prototxt model.caffemodel model.keras",
          "caffe2keras convert deploy.prototxt model.keras           # weights from the fillers",
          "caffe2keras convert deploy.prototxt model.caffemodel fc7.keras --outputs relu7",
          "caffe2keras convert deploy.prototxt model.caffemodel model.keras \\\n"
          "      --preprocess --mean mean.binaryproto                 # takes RGB in [0, 255]",
          "caffe2keras convert deploy.prototxt model.caffemodel model.keras --fold-batchnorm",
-         "caffe2keras convert deploy.prototxt model.caffemodel serving/model/   # SavedModel"])
+         "caffe2keras convert deploy.prototxt model.caffemodel serving/model/   # SavedModel",
+         "caffe2keras convert deploy.prototxt model.caffemodel model.onnx       # ONNX Runtime",
+         "caffe2keras convert deploy.prototxt model.caffemodel model.xml        # OpenVINO IR"])
     convert.usage = "%(prog)s [options] PROTOTXT [CAFFEMODEL] OUTPUT"
     convert.add_argument("prototxt", metavar="PROTOTXT", help="the net (deploy.prototxt)")
     convert.add_argument("files", nargs="+", metavar="[CAFFEMODEL] OUTPUT",
                          help="the weights (optional: without them, the prototxt's fillers) and "
-                              "the output: a .keras or .h5 file, or a folder path ending in '/'")
+                              "the output: a .keras, .h5, .onnx, .tflite, .xml or .pt2 file, or "
+                              "a folder path ending in '/'")
+    convert.add_argument("--format", choices=format_names(),
+                         help="the output format (default: by the output's extension, which "
+                              "must then agree)")
+    convert.add_argument("--no-check", action="store_true",
+                         help="do not run a runtime artifact in its runtime to compare it with "
+                              "the Keras model")
     _add_input_shape_option(convert)
     convert.add_argument("--outputs", type=_layer_list, metavar="LAYER[,LAYER...]",
                          help="return these layers' outputs; layers not needed for them are "
@@ -184,15 +198,26 @@ def _parser() -> argparse.ArgumentParser:
     _add_input_shape_option(inspect)
 
     verify = _command(
-        commands, "verify", "compare the converted model with Caffe's activations, layer by layer",
+        commands, "verify", "compare a converted model or artifact with Caffe's activations",
         "Convert the net, run it on the inputs stored in REF.npz and compare every stored blob "
-        "with Caffe's. Exit code 0 only if all pass, 1 if some blob differs. Make REF.npz with "
-        "scripts/dump_caffe_activations.py where pycaffe is installed.",
+        "with Caffe's; with --runtime, the model (every stored blob an output) is exported to "
+        "that format and run in its runtime. Given one ARTIFACT instead (.onnx, .tflite, .xml, "
+        ".pt2, .keras, .h5), run it in its runtime and compare each of its outputs with the "
+        "stored blob of the same layer. Exit code 0 only if all pass, 1 if some blob differs. "
+        "Make REF.npz with scripts/dump_caffe_activations.py where pycaffe is installed.",
         ["caffe2keras verify deploy.prototxt model.caffemodel --activations ref.npz",
          "caffe2keras verify deploy.prototxt model.caffemodel --activations ref.npz "
-         "--fold-batchnorm"])
-    verify.add_argument("prototxt")
-    verify.add_argument("caffemodel")
+         "--fold-batchnorm",
+         "caffe2keras verify deploy.prototxt model.caffemodel --activations ref.npz "
+         "--runtime openvino",
+         "caffe2keras verify model.onnx --activations ref.npz"])
+    verify.usage = "%(prog)s [options] (PROTOTXT CAFFEMODEL | ARTIFACT) --activations REF.npz"
+    verify.add_argument("paths", nargs="+", metavar="PROTOTXT CAFFEMODEL | ARTIFACT",
+                        help="the Caffe net and its weights, or an exported artifact")
+    verify.add_argument("--runtime", choices=[n for n in format_names() if n != "savedmodel"],
+                        help="export to this format and run it in its runtime (with PROTOTXT "
+                             "CAFFEMODEL); with an ARTIFACT, its format when the extension "
+                             "does not say")
     verify.add_argument("--activations", required=True, metavar="REF.npz")
     verify.add_argument("--tolerance", type=float, default=None, metavar="R",
                         help="relative error allowed (of max |caffe| per blob); default: the "
@@ -229,13 +254,22 @@ def _layers(args) -> int:
 def _verify(args) -> int:
     from .api import prepare
     from .verify import (DEFAULT_TOLERANCE, first_failure, format_checks, load_activations,
-                         verify_net)
+                         verify_artifact, verify_net)
+    if len(args.paths) > 2:
+        raise UsageError("caffe2keras verify", "expected PROTOTXT CAFFEMODEL or ARTIFACT, got "
+                                               f"{len(args.paths)} paths")
     manifest, arrays = load_activations(args.activations)
     tolerance = args.tolerance if args.tolerance is not None else manifest.get(
         "tolerance", DEFAULT_TOLERANCE)
-    net = prepare(args.prototxt, args.caffemodel, fuse_batchnorm=args.fuse_batchnorm,
-                  fold_batchnorm=args.fold_batchnorm)
-    checks = verify_net(net, manifest, arrays, tolerance)
+    if len(args.paths) == 1:
+        if args.fuse_batchnorm or args.fold_batchnorm:
+            raise UsageError("caffe2keras verify", "--fuse-batchnorm and --fold-batchnorm "
+                                                   "apply to a Caffe net, not to an artifact")
+        checks = verify_artifact(args.paths[0], manifest, arrays, tolerance, args.runtime)
+    else:
+        net = prepare(*args.paths, fuse_batchnorm=args.fuse_batchnorm,
+                      fold_batchnorm=args.fold_batchnorm)
+        checks = verify_net(net, manifest, arrays, tolerance, runtime=args.runtime)
     print(format_checks(checks, tolerance))
     return 0 if first_failure(checks) is None else VERIFY_FAILED
 
@@ -290,7 +324,7 @@ def _convert(args) -> int:
                               input_shapes=dict(args.input_shape),
                               fuse_batchnorm=not args.no_fuse_batchnorm, outputs=args.outputs,
                               fold_batchnorm=args.fold_batchnorm, preprocess=preprocess,
-                              progress=progress)
+                              format=args.format, check=not args.no_check, progress=progress)
     for warning in report.warnings:
         print(f"warning: {warning}", file=sys.stderr)
     print(f"caffe2keras: converted {args.prototxt}", file=sys.stderr)

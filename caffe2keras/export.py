@@ -1,7 +1,6 @@
-"""Where a converted model can go: a ``.keras`` or ``.h5`` file, or a SavedModel folder.
+"""A TensorFlow SavedModel folder, written by Keras' ``model.export``, for TensorFlow Serving.
 
-A path ending in ``/`` (or naming an existing SavedModel folder) gets a TensorFlow
-SavedModel written by Keras' ``model.export``, for TensorFlow Serving and TFLite converters.
+A path ending in ``/`` (or naming an existing folder) asks for one (``formats.format_name_of``).
 Like the files (see ``save.py``) it appears whole or not at all: it is exported into a
 temporary folder beside the target, then renamed into place; an existing SavedModel there
 is replaced only once the new one is complete (moved aside, then deleted).
@@ -14,36 +13,10 @@ import shutil
 import tempfile
 
 from .errors import OutputError
-from .save import FORMATS, save_model
-
-SAVED_MODEL = "SavedModel"
-DESCRIPTIONS = {**FORMATS, SAVED_MODEL: "TensorFlow SavedModel folder"}
 
 
 def _is_saved_model(path: str) -> bool:
     return os.path.isfile(os.path.join(path, "saved_model.pb"))
-
-
-def output_kind(path: str) -> str:
-    """".h5", ".keras" or SAVED_MODEL for ``path``; OutputError for anything else."""
-    if path.endswith(("/", os.sep)) or os.path.isdir(path):
-        return SAVED_MODEL
-    extension = os.path.splitext(path)[1].lower()
-    if extension not in FORMATS:
-        raise OutputError(f"{path}: unknown output format {extension or '(no extension)'!r}; "
-                          f"use a {' or '.join(FORMATS)} file, or a folder path ending in '/' "
-                          "for a TensorFlow SavedModel")
-    return extension
-
-
-def write_model(model, path: str) -> str:
-    """Write ``model`` to ``path`` by its kind (see ``output_kind``); return the kind."""
-    kind = output_kind(path)
-    if kind == SAVED_MODEL:
-        export_saved_model(model, path)
-    else:
-        save_model(model, path)
-    return kind
 
 
 def export_saved_model(model, path: str) -> None:

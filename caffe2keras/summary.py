@@ -10,7 +10,8 @@ class ConversionReport:
     """Returned by :func:`caffe2keras.convert_file`."""
 
     output: str
-    kind: str  # ".h5", ".keras" or "SavedModel"
+    kind: str  # the format's name: "keras", "h5", "savedmodel", "onnx", "tflite", ...
+    description: str  # the format in words
     caffe_layers: int  # in the net as read (after phase filtering and --outputs pruning)
     keras_layers: int  # in the model, inputs not counted
     parameters: int
@@ -23,6 +24,7 @@ class ConversionReport:
     folded: int = 0  # BatchNorm/Scale layers folded into convolutions
     fused: int = 0  # BatchNorm+Scale pairs made one BatchNormalization
     preprocess: str | None = None  # the transform in words, when embedded
+    check: str | None = None  # the runtime check's result in words (runtime formats only)
 
 
 def _shape(shape) -> str:
@@ -34,9 +36,7 @@ def _size(size: int) -> str:
 
 
 def format_summary(report: ConversionReport) -> str:
-    from .export import DESCRIPTIONS
-
-    rows = [("output", f"{report.output} ({DESCRIPTIONS.get(report.kind, report.kind)})"),
+    rows = [("output", f"{report.output} ({report.description})"),
             ("layers", f"{report.caffe_layers} Caffe -> {report.keras_layers} Keras"),
             ("parameters", f"{report.parameters:,} ({_size(report.parameters * 4)} as float32)"),
             ("inputs", ", ".join(f"{name} {_shape(shape)}" for name, shape in report.inputs)),
@@ -47,6 +47,8 @@ def format_summary(report: ConversionReport) -> str:
         rows.append(("folded", f"{report.folded} BatchNorm/Scale layer(s) into convolutions"))
     if report.fused:
         rows.append(("fused", f"{report.fused} BatchNorm+Scale pair(s) into BatchNormalization"))
+    if report.check:
+        rows.append(("check", report.check))
     rows.append(("file size", _size(report.size_bytes)))
     stages = ", ".join(f"{label} {seconds:.1f}" for label, seconds in report.stage_seconds.items())
     rows.append(("time", f"{report.seconds:.1f} s" + (f" ({stages})" if stages else "")))

@@ -178,20 +178,65 @@ def verify_net(net: Net, manifest: dict, arrays: dict[str, np.ndarray],
     results = _run_probe(keras.Model(model_inputs, _distinct([t for _, t in probes])),
                          feeds, [tensor for _, tensor in probes], runtime)
     for (entry, _), result in zip(probes, results):
-        expected = arrays[entry["key"]]
-        actual = to_caffe_layout(np.asarray(result))
-        if actual.shape != expected.shape:
-            by_design = compare_reshaped(entry["type"], expected, actual, tolerance)
-            checks.append(BlobCheck(entry["layer"], entry["top"], expected.shape, None, None, False,
-                                    f"shape {actual.shape} differs from Caffe's")
-                          if by_design is None else
-                          BlobCheck(entry["layer"], entry["top"], expected.shape, *by_design))
-            continue
-        error, relative, passed = compare_blob(expected, actual, tolerance)
-        checks.append(BlobCheck(entry["layer"], entry["top"], expected.shape, error, relative, passed))
+        checks.append(_check_entry(entry, arrays[entry["key"]], result, tolerance))
+    return _in_manifest_order(checks, manifest)
+
+
+def _check_entry(entry: dict, expected: np.ndarray, result, tolerance: float) -> BlobCheck:
+    """One stored blob against what the model computed (Keras layout)."""
+    actual = to_caffe_layout(np.asarray(result))
+    if actual.shape != expected.shape:
+        by_design = compare_reshaped(entry["type"], expected, actual, tolerance)
+        if by_design is None:
+            return BlobCheck(entry["layer"], entry["top"], expected.shape, None, None, False,
+                             f"shape {actual.shape} differs from Caffe's")
+        return BlobCheck(entry["layer"], entry["top"], expected.shape, *by_design)
+    error, relative, passed = compare_blob(expected, actual, tolerance)
+    return BlobCheck(entry["layer"], entry["top"], expected.shape, error, relative, passed)
+
+
+def _in_manifest_order(checks: list[BlobCheck], manifest: dict) -> list[BlobCheck]:
     order = {(e["layer"], e["top"]): i for i, e in enumerate(manifest["blobs"])}
-    checks.sort(key=lambda c: order[(c.layer, c.top)])
-    return checks
+    return sorted(checks, key=lambda c: order[(c.layer, c.top)])
+
+
+def artifact_output_name(entry: dict, manifest: dict) -> str:
+    """The canonical artifact output name (``formats.base.output_names``) of a stored blob:
+    its layer's Keras name, with ``:k`` for the k-th top of a layer with several."""
+    from .registry import keras_layer_name
+    tops = [e["top"] for e in manifest["blobs"] if e["layer"] == entry["layer"]]
+    name = keras_layer_name(entry["layer"])
+    return f"{name}:{tops.index(entry['top'])}" if len(tops) > 1 else name
+
+
+def verify_artifact(path: str, manifest: dict, arrays: dict[str, np.ndarray],
+                    tolerance: float | None = None, format: str | None = None) -> list[BlobCheck]:
+    """Run an exported artifact (``.onnx``, ``.tflite``, OpenVINO ``.xml``, ``.pt2``, ``.keras``,
+    ``.h5``) in its runtime on the stored inputs and compare each of its outputs with the
+    stored blob of the same name. Blobs that are not outputs of the artifact pass with a note."""
+    from .formats import for_output
+    from .registry import keras_layer_name
+
+    tolerance = manifest.get("tolerance", DEFAULT_TOLERANCE) if tolerance is None else tolerance
+    runner = for_output(path, format).load(path)
+    stored_inputs = {keras_layer_name(e["name"]): e for e in manifest["inputs"]}
+    missing = [name for name in runner.inputs if name not in stored_inputs]
+    if missing:
+        raise VerificationError(f"the activations hold no input {missing[0]!r} of {path}")
+    results = runner.run({name: to_keras_layout(arrays[stored_inputs[name]["key"]])
+                          for name in runner.inputs})
+    checks = []
+    for entry in manifest["blobs"]:
+        name = artifact_output_name(entry, manifest)
+        if name in results:
+            checks.append(_check_entry(entry, arrays[entry["key"]], results[name], tolerance))
+        else:
+            checks.append(BlobCheck(entry["layer"], entry["top"], tuple(entry["shape"]), None,
+                                    None, True, "not an output of the artifact"))
+    if all(check.max_abs_error is None for check in checks):
+        raise VerificationError(f"none of the outputs of {path} ({', '.join(runner.outputs)}) "
+                                "is a blob stored in the activations")
+    return _in_manifest_order(checks, manifest)
 
 
 def first_failure(checks: list[BlobCheck]) -> BlobCheck | None:

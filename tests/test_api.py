@@ -102,7 +102,7 @@ def test_convert_file_reports_what_it_did(tmp_path):
                                       outputs=["pool5", "prob"])
     assert isinstance(report, ConversionReport)
     model = keras.models.load_model(output, safe_mode=True)
-    assert report.kind == ".keras" and report.size_bytes == Path(output).stat().st_size
+    assert report.kind == "keras" and report.size_bytes == Path(output).stat().st_size
     assert report.caffe_layers == 66  # every layer of the fixture but the Input
     assert report.folded == 2 * 15 and report.fused == 0  # 15 conv+BN+Scale chains
     assert report.keras_layers == len(model.layers) - 1  # not the InputLayer

@@ -13,7 +13,7 @@ import pytest
 
 import caffe2keras
 from caffe2keras.errors import OutputError, StructureError
-from caffe2keras.export import SAVED_MODEL, output_kind
+from caffe2keras.formats import format_name_of
 from caffe2keras.progress import Progress
 from caffe2keras.verify import load_activations, to_keras_layout
 
@@ -134,7 +134,7 @@ def test_an_existing_saved_model_is_replaced_anything_else_kept(tmp_path, run_cl
     target = tmp_path / "served"
     assert run_cli("convert", *files("caffenet"), f"{target}/", "--outputs", "relu7")[0] == 0
     # An existing SavedModel folder is recognised without the trailing slash.
-    assert output_kind(str(target)) == SAVED_MODEL
+    assert format_name_of(str(target)) == "savedmodel"
     assert run_cli("convert", *files("caffenet"), str(target))[0] == 0
     assert os.listdir(tmp_path) == ["served"]
     served = tensorflow.saved_model.load(str(target))

@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
+from contextlib import nullcontext
 
 import numpy as np
 
@@ -27,9 +28,11 @@ def refuse_unsupported(fmt: Format, model) -> None:
 
 
 def write_artifact(model, path: str, fmt: Format, check: bool = True,
-                   tolerance: float = DEFAULT_TOLERANCE) -> list[OutputCheck] | None:
+                   tolerance: float = DEFAULT_TOLERANCE, stage=None) -> list[OutputCheck] | None:
     """Write ``model`` to ``path`` in ``fmt``; with ``check``, run it in its runtime and
-    compare with Keras first. Returns the checks (None without ``check``)."""
+    compare with Keras first. Returns the checks (None without ``check``). ``stage(label)``
+    is a context manager timing the "write" and "check" stages."""
+    stage = stage or (lambda label: nullcontext())
     folder = os.path.dirname(os.path.abspath(path))
     if not os.path.isdir(folder):
         raise OutputError(f"{path}: folder {folder} does not exist")
@@ -38,12 +41,12 @@ def write_artifact(model, path: str, fmt: Format, check: bool = True,
     scratch = tempfile.mkdtemp(prefix=f".{os.path.basename(path)}.", dir=folder)
     try:
         temporary = os.path.join(scratch, "model" + extension)
-        try:
+        with stage("write"):
             fmt.write(model, temporary)
-        except OSError as error:
-            raise OutputError(f"{path}: cannot write the {fmt.description} file: "
-                              f"{error.strerror or error}") from None
-        checks = check_artifact(fmt, model, temporary, tolerance) if check else None
+        checks = None
+        if check:
+            with stage("check"):
+                checks = check_artifact(fmt, model, temporary, tolerance)
         targets = fmt.files(path)
         written = fmt.files(temporary)
         # companions first, the main file last: the main file appears only when all is there
