@@ -29,7 +29,11 @@ from ``--seed``), by the strategies and mutators of ``fuzz_cases.py``, from four
 
 Each case runs ``caffe2keras.api.prepare`` (read, upgrade, shapes, fillers, passes) and the
 ``inspect`` report (mutated weights are also read as a mean file); with probability ``--build-rate`` a case that prepares also builds the
-Keras model, which must hold no Lambda layer.
+Keras model, which must hold no Lambda layer. A share ``--export-rate`` of the built models is
+also written in one of the runtime formats (ONNX, LiteRT, OpenVINO, torch, in turn), checked in
+its runtime as ``convert`` does: a written artifact that fails its own check is a crash too,
+and so is an export running over ``--export-timeout`` seconds; a layer the format refuses by
+name is a clean error.
 
 Cases run one at a time in a worker process that this process watches (time, memory) and
 restarts after a hang or a blow-up. Each distinct crash site is saved under ``--out`` with
@@ -76,6 +80,8 @@ class Options:
     timeout: float = 10.0
     memory_mb: int = 2048
     build_rate: float = 0.05
+    export_rate: float = 0.5  # of the built models
+    export_timeout: float = 120.0
     out: Path = Path("fuzz-crashes")
     inject: str | None = None  # for testing this harness: "exception", "hang" or "memory"
 
@@ -86,6 +92,7 @@ class Tally:
     ok: int = 0
     errors: dict[str, int] = field(default_factory=dict)
     builds: int = 0
+    exports: dict[str, int] = field(default_factory=dict)  # format -> artifacts written
     crashes: dict[str, dict] = field(default_factory=dict)  # signature -> {count, example}
 
 
@@ -154,10 +161,26 @@ class Runner:
         format_report(load_net(prototxt, caffemodel))
         net = prepare(prototxt, caffemodel, fuse_batchnorm=case["fuse"], outputs=outputs)
         if build and sum(b.size for layer in net.layers for b in layer.blobs) < 2**22:
-            self._build(net)
+            model = self._build(net)
+            export = _export_choice(case["build_draw"], self.options)
+            if export is not None:
+                self._export(model, export)
         return net
 
-    def _build(self, net) -> None:
+    def _export(self, model, format_name: str) -> None:
+        """Write and check one artifact; its own check failing is a finding, not a clean error."""
+        from caffe2keras.errors import ExportCheckError
+        from caffe2keras.formats import get_format
+        from caffe2keras.formats.write import write_artifact
+        fmt = get_format(format_name)
+        signal.setitimer(signal.ITIMER_REAL, self.options.export_timeout)
+        try:
+            write_artifact(model, str(self.workdir / f"model{fmt.extensions[0]}"), fmt)
+        except ExportCheckError as error:
+            raise AssertionError(f"the {format_name} artifact fails its check: {error}") from None
+        self.tally.exports[format_name] = self.tally.exports.get(format_name, 0) + 1
+
+    def _build(self, net):
         import keras
         from caffe2keras.build import build_model
         model = build_model(net)
@@ -169,6 +192,7 @@ class Runner:
         if self.builds_since_clear >= 25:
             keras.backend.clear_session()
             self.builds_since_clear = 0
+        return model
 
     def _weights_for(self, case) -> str | None:
         """A caffemodel for a generated net, from the blobs its filler run produced."""
@@ -253,6 +277,18 @@ class Runner:
             entry["example"] = str(save_case(self.options.out, number, self.workdir, kind,
                                              message, trace))
         return "crash"
+
+
+RUNTIME_FORMATS = ("onnx", "tflite", "openvino", "torch")
+
+
+def _export_choice(build_draw: float, options: Options) -> str | None:
+    """The format a built case is exported to, or None: drawn from the case's own build draw
+    (uniform below build_rate when it builds), so a replayed case exports alike."""
+    if options.build_rate <= 0 or options.export_rate <= 0:
+        return None
+    share = build_draw / options.build_rate / options.export_rate  # uniform in [0, 1) if chosen
+    return RUNTIME_FORMATS[int(share * len(RUNTIME_FORMATS))] if share < 1 else None
 
 
 def _alarm(signum, frame):
@@ -341,6 +377,7 @@ def supervise(args) -> int:
     crashes: dict[str, dict] = {}
     errors: dict[str, int] = {}
     builds = 0
+    exports: dict[str, int] = {}
     workdir = Path(tempfile.mkdtemp(prefix="c2k-fuzz-"))
     last_print = time.time()
     try:
@@ -352,6 +389,8 @@ def supervise(args) -> int:
                        "--first-batch", str(batch), "--batch-size", str(args.batch_size),
                        "--timeout", str(args.timeout), "--memory-mb", str(args.memory_mb),
                        "--build-rate", str(args.build_rate), "--out", str(out),
+                       "--export-rate", str(args.export_rate),
+                       "--export-timeout", str(args.export_timeout),
                        "--workdir", str(workdir), "--summary", str(summary)]
             if args.inject:
                 command += ["--inject", args.inject]
@@ -378,8 +417,9 @@ def supervise(args) -> int:
                                 totals[parts[2]] += 1
                                 done += 1
                                 current = None
-                    if current is not None and time.time() - since > args.timeout + 10:
-                        killed = ("hang", f"no answer for {args.timeout + 10:.0f} s")
+                    patience = max(args.timeout, args.export_timeout) + 10
+                    if current is not None and time.time() - since > patience:
+                        killed = ("hang", f"no answer for {patience:.0f} s")
                     elif _rss_mb(worker.pid) > args.memory_mb:
                         killed = ("memory", f"RSS over {args.memory_mb} MB")
                     if killed:
@@ -394,6 +434,8 @@ def supervise(args) -> int:
                 part = json.loads(summary.read_text())
                 summary.unlink()
                 builds += part["builds"]
+                for name, n in part["exports"].items():
+                    exports[name] = exports.get(name, 0) + n
                 for name, n in part["errors"].items():
                     errors[name] = errors.get(name, 0) + n
                 for signature, entry in part["crashes"].items():
@@ -427,6 +469,9 @@ def supervise(args) -> int:
     print(f"{done} cases in {elapsed:.0f} s ({done / max(elapsed, 1e-9):.0f}/s): {totals['ok']} "
           f"converted, {totals['error']} refused with a clean error, {builds} Keras builds, "
           f"{totals['crash']} crashes")
+    if exports:
+        print("artifacts written and checked: "
+              + ", ".join(f"{k} {v}" for k, v in sorted(exports.items())))
     if errors:
         print("clean errors: " + ", ".join(f"{k} {v}" for k, v in sorted(errors.items())))
     for signature, entry in sorted(crashes.items(), key=lambda item: -item[1]["count"]):
@@ -441,13 +486,15 @@ def worker_main(args) -> int:
         report_file.write(line + "\n")
 
     options = Options(timeout=args.timeout, memory_mb=args.memory_mb, build_rate=args.build_rate,
+                      export_rate=args.export_rate, export_timeout=args.export_timeout,
                       out=Path(args.out), inject=args.inject)
     workdir = Path(args.workdir)
     tally = Tally()
     summary = Path(args.summary)
 
     def save(*_):
-        summary.write_text(json.dumps({"builds": tally.builds, "errors": tally.errors,
+        summary.write_text(json.dumps({"builds": tally.builds, "exports": tally.exports,
+                                       "errors": tally.errors,
                                        "crashes": tally.crashes}))
 
     # The supervisor may kill this process; keep the summary current after every crash.
@@ -484,6 +531,11 @@ def main(argv=None) -> int:
     parser.add_argument("--memory-mb", type=int, default=2048)
     parser.add_argument("--build-rate", type=float, default=0.05,
                         help="share of the cases that prepare which also build the Keras model")
+    parser.add_argument("--export-rate", type=float, default=0.5,
+                        help="share of the built models also written (and checked) in a runtime "
+                             "format, the formats in turn")
+    parser.add_argument("--export-timeout", type=float, default=120.0,
+                        help="seconds for one export and its check")
     parser.add_argument("--batch-size", type=int, default=500)
     parser.add_argument("--out", default="fuzz-crashes")
     parser.add_argument("--replay", metavar="CASE_FOLDER")

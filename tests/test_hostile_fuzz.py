@@ -4,6 +4,7 @@ memory blow-up) when one is injected."""
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -16,13 +17,22 @@ import fuzz  # noqa: E402
 
 
 def test_a_short_fuzz_run_finds_no_crash(tmp_path):
-    tally = fuzz.run_batches(fuzz.Options(timeout=30, build_rate=0.05, out=tmp_path / "crashes"),
-                             seed=20261122, first_batch=0, cases=300, batch_size=150)
-    assert tally.cases == 300
-    details = {signature: entry["example"] for signature, entry in tally.crashes.items()}
-    assert not tally.crashes, details
-    assert tally.ok > 20 and sum(tally.errors.values()) > 100  # both paths were exercised
-    assert tally.builds > 0
+    # In a worker process of its own, as a campaign runs, so that its memory is its own.
+    done = subprocess.run(
+        [sys.executable, str(ROOT / "scripts" / "fuzz.py"), "--cases", "300", "--seed", "20261122",
+         "--batch-size", "150", "--build-rate", "0.05", "--timeout", "30",
+         "--out", str(tmp_path / "crashes")],
+        capture_output=True, text=True, timeout=1500)
+    assert done.returncode == 0, done.stdout + done.stderr[-2000:]
+    summary = re.search(r"^300 cases in .*?: (\d+) converted, (\d+) refused with a clean error, "
+                        r"(\d+) Keras builds, 0 crashes$", done.stdout, re.M)
+    assert summary, done.stdout
+    converted, refused, builds = map(int, summary.groups())
+    assert converted > 20 and refused > 100 and builds > 0  # every path was exercised
+    exports = re.search(r"^artifacts written and checked: (.*)$", done.stdout, re.M)
+    assert exports, done.stdout  # some built models were written in a runtime format
+    written = {name: int(n) for name, n in (item.split() for item in exports.group(1).split(", "))}
+    assert set(written) <= set(fuzz.RUNTIME_FORMATS) and sum(written.values()) > 0
 
 
 @pytest.mark.parametrize("inject, options, signature", [

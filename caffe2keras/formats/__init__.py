@@ -12,16 +12,6 @@ import os
 from ..errors import OutputError
 from .base import Format, Runner, input_names, output_names
 
-# name -> "module:Class", imported on first use so that no runtime loads before it is needed
-_FORMATS = {
-    "keras": "keras_file:KerasFormat",
-    "h5": "keras_file:H5Format",
-    "savedmodel": "saved_model:SavedModelFormat",
-    "onnx": "onnx_file:OnnxFormat",
-    "tflite": "litert:LiteRTFormat",
-    "openvino": "openvino_ir:OpenVINOFormat",
-    "torch": "torch_program:TorchFormat",
-}
 # extension -> format name (SavedModel: a folder path ending in '/')
 _EXTENSIONS = {".keras": "keras", ".h5": "h5", ".onnx": "onnx", ".tflite": "tflite",
                ".xml": "openvino", ".pt2": "torch"}
@@ -30,18 +20,30 @@ _loaded: dict[str, Format] = {}
 
 
 def format_names() -> list[str]:
-    return list(_FORMATS)
+    return list(_formats())
+
+
+def _formats() -> dict[str, Format]:
+    """Every format by name. The modules are light (each imports its runtime on use)."""
+    if not _loaded:
+        from .keras_file import H5Format, KerasFormat
+        from .litert import LiteRTFormat
+        from .onnx_file import OnnxFormat
+        from .openvino_ir import OpenVINOFormat
+        from .saved_model import SavedModelFormat
+        from .torch_program import TorchFormat
+        for fmt in (KerasFormat(), H5Format(), SavedModelFormat(), OnnxFormat(), LiteRTFormat(),
+                    OpenVINOFormat(), TorchFormat()):
+            _loaded[fmt.name] = fmt
+    return _loaded
 
 
 def get_format(name: str) -> Format:
     """The format called ``name`` (a ``--format`` choice)."""
-    if name not in _FORMATS:
-        raise OutputError(f"unknown output format {name!r}; use one of {', '.join(_FORMATS)}")
-    if name not in _loaded:
-        import importlib
-        module, cls = _FORMATS[name].split(":")
-        _loaded[name] = getattr(importlib.import_module(f"{__name__}.{module}"), cls)()
-    return _loaded[name]
+    formats = _formats()
+    if name not in formats:
+        raise OutputError(f"unknown output format {name!r}; use one of {', '.join(formats)}")
+    return formats[name]
 
 
 def format_name_of(path: str) -> str | None:
@@ -63,7 +65,7 @@ def for_output(path: str, name: str | None = None) -> Format:
                 f"{', '.join(_EXTENSIONS)} file, or {SAVED_MODEL_HINT}")
         return get_format(by_path)
     chosen = get_format(name)
-    if by_path != name:
+    if by_path != chosen.name:
         wanted = ("a folder path ending in '/'" if name == "savedmodel"
                   else " or ".join(chosen.extensions))
         raise OutputError(f"{path}: --format {name} writes {wanted}")
