@@ -80,9 +80,17 @@ class OnnxFormat(Format):
 
     def unsupported(self, model):
         from . import onnx_ops
-        return [(layer.name, type(layer).__name__, "no ONNX lowering")
-                for layer in model.operations
-                if not onnx_ops.is_input_layer(layer) and onnx_ops.find_lowering(layer) is None]
+        refused = []
+        for layer in model.operations:
+            if onnx_ops.is_input_layer(layer):
+                continue
+            if onnx_ops.find_lowering(layer) is None:
+                reason = "no ONNX lowering"
+            else:
+                reason = onnx_ops.refusal_reason(layer)
+            if reason:
+                refused.append((layer.name, type(layer).__name__, reason))
+        return refused
 
     def write(self, model, path):
         _require("onnx")

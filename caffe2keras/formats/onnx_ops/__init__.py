@@ -4,8 +4,12 @@ Importing this package registers them all (it imports Keras)."""
 
 from __future__ import annotations
 
+from . import (builtin_activation, builtin_conv, builtin_merge, builtin_norm,  # noqa: F401
+               builtin_pooling, builtin_shape, builtin_spatial)
+from . import (custom_affine, custom_deconv, custom_elementwise, custom_norm,  # noqa: F401
+               custom_pooling, custom_preprocess, custom_resize, custom_shape)
 from .graph import OnnxGraph
-from .registry import find_lowering, lowering
+from .registry import find_lowering, lowering, refusal, refusal_reason
 
 
 def is_input_layer(layer) -> bool:
@@ -13,4 +17,5 @@ def is_input_layer(layer) -> bool:
     return type(layer).__name__ == "InputLayer"
 
 
-__all__ = ["OnnxGraph", "find_lowering", "lowering", "is_input_layer"]
+__all__ = ["OnnxGraph", "find_lowering", "lowering", "refusal", "refusal_reason",
+           "is_input_layer"]

@@ -64,7 +64,10 @@ class OnnxGraph:
         names = [node_name] if outputs == 1 else [self.fresh(f"{node_name}_{i}")
                                                   for i in range(outputs)]
         attributes = {key: value for key, value in attributes.items() if value is not None}
-        self.nodes.append(helper.make_node(op_type, list(inputs), names, name=node_name,
+        inputs = list(inputs)
+        while inputs and inputs[-1] == "":  # omitted optional inputs at the end
+            inputs.pop()
+        self.nodes.append(helper.make_node(op_type, inputs, names, name=node_name,
                                            domain=domain, **attributes))
         if domain:
             self.domains.add(domain)
@@ -92,14 +95,24 @@ class OnnxGraph:
 
     def const_in_layout(self, array, rank: int, layout: str, dtype=None) -> str:
         """A constant given in the Keras layout, broadcasting against a rank-``rank``
-        tensor stored in ``layout`` (e.g. a per-channel (C,) vector for an nchw tensor
-        becomes (C, 1, 1))."""
+        tensor, as it broadcasts against that tensor stored in ``layout`` (a per-channel
+        (C,) vector for an nchw tensor becomes (C, 1, 1))."""
         array = np.asarray(array)
         if layout == "nchw" and rank == 4 and array.ndim:
             array = array.reshape((1,) * (4 - array.ndim) + array.shape).transpose(_TO_NCHW)
-            if array.shape[0] == 1:
-                array = array[0]  # keep it unbatched: (C, H, W)
+            while array.ndim > 1 and array.shape[0] == 1:
+                array = array[0]  # leading ones broadcast anyway
         return self.const(array, dtype)
+
+    def axis_const(self, vector, axis: int, rank: int, layout: str, dtype=None) -> str:
+        """A 1-D constant laid along Keras axis ``axis`` of a rank-``rank`` tensor stored
+        in ``layout`` (BatchNormalization's per-channel factors, say)."""
+        vector = np.asarray(vector).reshape(-1)
+        shape = [1] * rank
+        shape[keras_axis_in(axis, rank, layout)] = vector.size
+        while len(shape) > 1 and shape[0] == 1:
+            shape.pop(0)
+        return self.const(vector.reshape(shape), dtype)
 
     # --- values of Keras tensors -----------------------------------------------------------
     def set(self, tensor, name: str, layout: str = "keras") -> None:
