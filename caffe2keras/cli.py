@@ -231,8 +231,12 @@ def _parser() -> argparse.ArgumentParser:
     layers = _command(
         commands, "layers", "list the Caffe layer types that convert",
         "Print the supported Caffe layer types, grouped by converter family.",
-        ["caffe2keras layers", "caffe2keras layers --markdown   # the README's table"])
+        ["caffe2keras layers", "caffe2keras layers --markdown   # the README's table",
+         "caffe2keras layers --formats   # what each runtime format can express"])
     layers.add_argument("--markdown", action="store_true", help="print the README's table")
+    layers.add_argument("--formats", action="store_true",
+                        help="which runtime formats (ONNX, LiteRT, OpenVINO, torch) express each "
+                             "layer family")
 
     mean = _command(
         commands, "mean", "show a mean .binaryproto and convert it to .npy",
@@ -246,8 +250,12 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _layers(args) -> int:
-    from .layer_table import layer_table_markdown, layer_table_text
-    print(layer_table_markdown() if args.markdown else layer_table_text())
+    from .layer_table import (formats_table_markdown, formats_table_text, layer_table_markdown,
+                              layer_table_text)
+    if args.formats:
+        print(formats_table_markdown() if args.markdown else formats_table_text())
+    else:
+        print(layer_table_markdown() if args.markdown else layer_table_text())
     return 0
 
 

@@ -41,6 +41,8 @@ from .save import atomic_output
 from .shapes import shape_rule
 
 PREPROCESS_TYPE = "Caffe+Preprocess"  # internal: the '+' keeps it out of the layer table
+# The Keras layer class its converter emits (see converters/*.KERAS_LAYERS).
+KERAS_LAYERS = ("CaffePreprocess",)
 RGB_TO_BGR = (2, 1, 0)
 
 MeanSpec = Union[str, Sequence[float], np.ndarray, None]

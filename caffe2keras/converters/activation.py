@@ -9,6 +9,11 @@ from ..lazy import custom_layers, keras
 from ..registry import Step, converter
 from .common import finite, float32, name_of
 
+# The Keras layer classes this family's converters emit (for the formats table; a test
+# checks the list against the converters' code and what they build).
+KERAS_LAYERS = (
+    "AbsVal", "Activation", "ELU", "Exp", "Log", "PReLU", "Power", "ReLU", "Softmax", "Threshold")
+
 
 @converter("ReLU")
 def relu(layer, ctx):

@@ -10,6 +10,10 @@ from ..registry import Step, converter
 from ..shapes.conv import conv_geometry
 from .common import float32, name_of
 
+# The Keras layer classes this family's converters emit (for the formats table; a test
+# checks the list against the converters' code and what they build).
+KERAS_LAYERS = ("Conv2D", "DepthwiseConv2D", "MaxPooling2D", "ZeroPadding2D")
+
 
 def _require_2d(layer, geometry, bottom_shape):
     if len(bottom_shape) != 4 or geometry.channel_axis != 1:

@@ -15,6 +15,10 @@ from ..registry import Step, converter
 from ..shapes.conv import conv_geometry
 from .common import float32, name_of
 
+# The Keras layer classes this family's converters emit (for the formats table; a test
+# checks the list against the converters' code and what they build).
+KERAS_LAYERS = ("Conv2DTranspose", "Cropping2D", "GroupedConv2DTranspose")
+
 
 @converter("Deconvolution")
 def deconvolution(layer, ctx):

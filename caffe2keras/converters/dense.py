@@ -12,6 +12,10 @@ from ..registry import Step, converter
 from ..shapes.registry import canonical_axis
 from .common import float32, name_of
 
+# The Keras layer classes this family's converters emit (for the formats table; a test
+# checks the list against the converters' code and what they build).
+KERAS_LAYERS = ("Dense", "Flatten", "Permute", "Reshape")
+
 
 @converter("InnerProduct")
 def inner_product(layer, ctx):

@@ -19,6 +19,11 @@ from ..shapes.detection import num_priors, prior_aspect_ratios
 from ..shapes.registry import legacy_shape
 from .common import caffe_order_reshape, constant_fits, float32, name_of
 
+# The Keras layer classes this family's converters emit (for the formats table; a test
+# checks the list against the converters' code and what they build).
+KERAS_LAYERS = (
+    "Axpy", "DetectionOutput", "MVN", "Normalize", "Permute", "PriorBox", "ReLU", "Reshape")
+
 _FLT_MAX = float(np.finfo(np.float32).max)
 _CODE_TYPES = {caffe_pb2.PriorBoxParameter.CORNER: "corner",
                caffe_pb2.PriorBoxParameter.CENTER_SIZE: "center_size",

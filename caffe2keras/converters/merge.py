@@ -10,6 +10,10 @@ from ..proto import caffe_pb2
 from ..registry import Step, converter
 from .common import name_of
 
+# The Keras layer classes this family's converters emit (for the formats table; a test
+# checks the list against the converters' code and what they build).
+KERAS_LAYERS = ("Add", "Concatenate", "Identity", "Maximum", "Multiply", "WeightedSum")
+
 _ELTWISE = caffe_pb2.EltwiseParameter
 
 

@@ -9,6 +9,10 @@ from ..registry import Step, converter, keras_axis
 from ..shapes.registry import canonical_axis
 from .common import float32, name_of
 
+# The Keras layer classes this family's converters emit (for the formats table; a test
+# checks the list against the converters' code and what they build).
+KERAS_LAYERS = ("BatchNormalization", "Bias", "BiasByInput", "LRN", "Scale", "ScaleByInput")
+
 FUSED_BATCHNORM_SCALE = "BatchNorm+Scale"  # the IR type passes.fuse_batchnorm_scale creates
 
 _REGIONS = {caffe_pb2.LRNParameter.ACROSS_CHANNELS: "across_channels",

@@ -9,6 +9,12 @@ from ..registry import Step, converter
 from ..shapes.conv import pool_geometry
 from .common import constant_fits, name_of
 
+# The Keras layer classes this family's converters emit (for the formats table; a test
+# checks the list against the converters' code and what they build).
+KERAS_LAYERS = (
+    "AveragePooling2D", "CaffePooling2D", "GlobalAveragePooling2D", "GlobalMaxPooling2D",
+    "MaxPooling2D")
+
 _MODES = {caffe_pb2.PoolingParameter.MAX: "max", caffe_pb2.PoolingParameter.AVE: "ave"}
 
 

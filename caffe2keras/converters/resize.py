@@ -7,6 +7,10 @@ from ..lazy import custom_layers, keras
 from ..registry import Step, converter
 from .common import name_of
 
+# The Keras layer classes this family's converters emit (for the formats table; a test
+# checks the list against the converters' code and what they build).
+KERAS_LAYERS = ("Interp", "Permute", "UpSampling1D", "UpSampling2D")
+
 
 @converter("Upsample")
 def upsample(layer, ctx):

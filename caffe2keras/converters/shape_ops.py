@@ -17,6 +17,10 @@ from ..shapes.registry import canonical_axis, has
 from ..shapes.structure import _legacy_or_axis
 from .common import caffe_order_reshape, finite, name_of
 
+# The Keras layer classes this family's converters emit (for the formats table; a test
+# checks the list against the converters' code and what they build).
+KERAS_LAYERS = ("ArgMax", "Crop", "Identity", "Permute", "Reduction", "Reshape", "Slice", "Tile")
+
 _REDUCTION = caffe_pb2.ReductionParameter
 
 

@@ -6,6 +6,10 @@ from ..lazy import keras
 from ..registry import Step, converter
 from .common import caffe_order_reshape, name_of
 
+# The Keras layer classes this family's converters emit (for the formats table; a test
+# checks the list against the converters' code and what they build).
+KERAS_LAYERS = ("Dropout", "Identity", "Permute", "Reshape")
+
 
 @converter("Split", "Silence")
 def passthrough(layer, ctx):

@@ -49,10 +49,21 @@ class Format:
         """Every file the artifact at ``path`` consists of (``path`` first)."""
         return [path]
 
+    def expresses(self, layer_class: str) -> str | None:
+        """None when this format can express every layer of the Keras class named
+        ``layer_class`` (as our converters configure it); else the reason it cannot (for the
+        README's formats table, and the default ``unsupported``)."""
+        return None
+
     def unsupported(self, model) -> list[tuple[str, str, str]]:
         """(layer name, layer class, reason) for each layer of ``model`` this format cannot
         express; asked before anything is written."""
-        return []
+        refused = []
+        for layer in model.layers:
+            reason = self.expresses(type(layer).__name__)
+            if reason is not None:
+                refused.append((layer.name, type(layer).__name__, reason))
+        return refused
 
     def write(self, model, path: str) -> None:
         """Write ``model`` to ``path`` (a fresh temporary name with this format's extension;
