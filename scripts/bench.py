@@ -1,11 +1,13 @@
 """Speed and memory of caffe2keras on real-sized models, against the floors and OpenCV.
 
 Usage:
-    pip install -e ".[bench]"
+    pip install -e ".[bench,export]"
     python scripts/bench.py                      # every row; table on stdout
     python scripts/bench.py --runs 3 --json out.json --only parse,convert
+    python scripts/bench.py --runs 1 --only formats,runtimes
 
-Models (generated once into ~/.cache/caffe2keras-bench, or $CAFFE2KERAS_BENCH_DIR):
+Models (generated once, by a child process, into ~/.cache/caffe2keras-bench, or
+$CAFFE2KERAS_BENCH_DIR):
   * VGG16: the real VGG_ILSVRC_16 deploy topology (138,357,544 parameters), seeded weights
     written by our own caffemodel writer as a V2 file and as a V1 file (``layers``, legacy
     num/channels/height/width blob dims, as the model zoo's file);
@@ -13,10 +15,24 @@ Models (generated once into ~/.cache/caffe2keras-bench, or $CAFFE2KERAS_BENCH_DI
     model files only; the package is never imported).
 
 Every measurement runs in a fresh process (this script with ``--child``); the table shows
-the median over ``--runs`` runs of the wall time and of the peak RSS (the child's
-ru_maxrss: resident pages of every kind, shared libraries and mapped files included).
+the median over ``--runs`` runs of the wall time and of the peak RSS. Peak RSS is the
+process's own high-water mark (VmHWM of /proc/self/status read at its end: resident pages of
+every kind, shared libraries and mapped files included). Not ``ru_maxrss``: Linux carries
+the high-water mark of the process that spawned it across exec into ``ru_maxrss``, so a child
+of a 1.1 GB parent reads 1.1 GB however little it uses. Python processes the child starts
+in turn (the torch format's export process) report their own VmHWM at exit through a
+``sitecustomize`` hook put on their PYTHONPATH; a row's peak is the largest of the child's
+and those processes', and the table says whose it is.
 "op" times exclude interpreter start and imports; "process" times are whole runs.
 Predict latency: median over 20 calls after 3 warm-up calls, 2 threads.
+
+Runtime formats ("formats" and "runtimes" rows): ``caffe2keras convert`` writes VGG16 to
+each format (whole process, with and without the conversion check), compared with the .h5
+conversion of the same run; the artifacts (VGG16 and open_nsfw) are then run by their
+runtimes as a user loads them, with the runtime's defaults except 2 threads, each row's
+output checked against the converted Keras model's on the same input (1e-4 of its largest
+value) so that no row times a wrong artifact. Latencies are given as ratios to OpenCV DNN's
+on the same model and batch, measured in the same run.
 """
 
 from __future__ import annotations
@@ -25,6 +41,8 @@ import argparse
 import json
 import math
 import os
+import resource
+import shutil
 import statistics
 import subprocess
 import sys
@@ -189,6 +207,16 @@ def fetch_nsfw() -> tuple[Path, Path]:
     return paths
 
 
+def models_in_child() -> dict[str, dict[str, str]]:
+    """``make_models()`` in a child process: generating VGG16 takes about 1.1 GB, which this
+    process would otherwise keep as its high-water mark for the rest of the run."""
+    done = subprocess.run([sys.executable, __file__, "--make-models"], stdout=subprocess.PIPE,
+                          text=True, env={**os.environ, **THREAD_ENV})
+    if done.returncode:
+        raise SystemExit(f"generating the benchmark models failed (exit {done.returncode})")
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
 # ------------------------------------------------------------------ child tasks
 
 def child(task: str, args: list[str]) -> dict:
@@ -335,13 +363,41 @@ def _predict_timing(run, batch: int) -> dict:
             "spread_s": float(np.percentile(times, 90) - np.percentile(times, 10))}
 
 
-def _image_batch(batch: int, shape):
+IMAGE_SHAPE = (224, 224, 3)  # both models' input, NHWC (the Keras layout); OpenCV's is NCHW
+CHECK_TOLERANCE = 1e-4  # of the largest value, as caffe2keras' own conversion check
+
+
+def _image_batch(batch: int, shape=IMAGE_SHAPE):
+    """The seeded input every predict row of a batch size runs on (NHWC)."""
     import numpy as np
     return np.random.default_rng(batch).uniform(-1, 1, (batch,) + tuple(shape)).astype(np.float32)
 
 
-def task_predict_keras(model_path: str, batch: str) -> dict:
-    """The converted model's ``predict_on_batch`` (Keras' compiled predict step)."""
+def _check_against(output, reference: str) -> dict:
+    """Assert ``output`` is the reference output (the converted Keras model's, on the same
+    input) within CHECK_TOLERANCE of its largest value; return the error."""
+    import numpy as np
+    if not reference:
+        return {}
+    want = np.load(reference)
+    got = np.asarray(output, dtype=np.float64).reshape(want.shape)
+    scale = float(np.max(np.abs(want)))
+    error = float(np.max(np.abs(got - want))) / scale
+    if not error <= CHECK_TOLERANCE:
+        raise AssertionError(f"output differs from the Keras model's by {error:.3g} of its "
+                             f"largest value (tolerance {CHECK_TOLERANCE:g})")
+    return {"check_error": error}
+
+
+def _timed_and_checked(run, batch: int, reference: str) -> dict:
+    result = _predict_timing(run, batch)
+    return {**result, **_check_against(run(), reference)}
+
+
+def task_predict_keras(model_path: str, batch: str, save: str = "") -> dict:
+    """The converted model's ``predict_on_batch`` (Keras' compiled predict step); with
+    ``save``, its output is written there (.npy) as the reference of the runtime rows."""
+    import numpy as np
     import keras
     import caffe2keras.layers  # noqa: F401  (registers the custom layers for loading)
     if keras.backend.backend() == "tensorflow":
@@ -351,52 +407,195 @@ def task_predict_keras(model_path: str, batch: str) -> dict:
     model = keras.models.load_model(model_path, compile=False)
     batch = int(batch)
     x = _image_batch(batch, model.input_shape[1:])
-    return _predict_timing(lambda: model.predict_on_batch(x), batch)
+    result = _predict_timing(lambda: model.predict_on_batch(x), batch)
+    if save:
+        np.save(save, np.asarray(model.predict_on_batch(x)))
+    return result
 
 
-def task_predict_opencv(prototxt: str, caffemodel: str, batch: str) -> dict:
+def task_predict_opencv(prototxt: str, caffemodel: str, batch: str, reference: str = "") -> dict:
+    """OpenCV DNN running the Caffe files, on the same images (NCHW), checked against the
+    converted model's output."""
     import cv2
     cv2.setNumThreads(THREADS)
     net = cv2.dnn.readNetFromCaffe(prototxt, caffemodel)
     batch = int(batch)
-    x = _image_batch(batch, (3, 224, 224))
+    x = _image_batch(batch).transpose(0, 3, 1, 2).copy()
 
     def run():
         net.setInput(x)
         return net.forward()
-    return _predict_timing(run, batch)
+    return _timed_and_checked(run, batch, reference)
+
+
+def task_predict_onnx(path: str, batch: str, reference: str) -> dict:
+    """onnxruntime's InferenceSession with its defaults, 2 intra-op threads."""
+    import onnxruntime as ort
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = THREADS
+    session = ort.InferenceSession(path, options, providers=["CPUExecutionProvider"])
+    feed = {session.get_inputs()[0].name: _image_batch(int(batch))}
+    return _timed_and_checked(lambda: session.run(None, feed)[0], int(batch), reference)
+
+
+def task_predict_tflite(path: str, batch: str, reference: str) -> dict:
+    """LiteRT's Interpreter with its defaults (XNNPACK), 2 threads; the input resized to the
+    batch once, then set_tensor / invoke / get_tensor per call."""
+    from ai_edge_litert.interpreter import Interpreter
+    interpreter = Interpreter(model_path=path, num_threads=THREADS)
+    x = _image_batch(int(batch))
+    (given,) = interpreter.get_input_details()
+    (output,) = interpreter.get_output_details()
+    interpreter.resize_tensor_input(given["index"], list(x.shape))
+    interpreter.allocate_tensors()
+
+    def run():
+        interpreter.set_tensor(given["index"], x)
+        interpreter.invoke()
+        return interpreter.get_tensor(output["index"])
+    return _timed_and_checked(run, int(batch), reference)
+
+
+def task_predict_openvino(path: str, batch: str, reference: str) -> dict:
+    """OpenVINO: ``Core().compile_model(xml, "CPU", {"INFERENCE_NUM_THREADS": 2})`` and no
+    precision hint (the artifact must keep float32 itself: the output check says whether
+    it does); the compiled model's precision and performance hint are reported."""
+    import openvino as ov
+    compiled = ov.Core().compile_model(path, "CPU", {"INFERENCE_NUM_THREADS": THREADS})
+    request = compiled.create_infer_request()
+    x = _image_batch(int(batch))
+
+    def run():
+        request.infer([x])
+        return request.get_output_tensor(0).data
+    result = _timed_and_checked(run, int(batch), reference)
+    return {**result, "precision": str(compiled.get_property("INFERENCE_PRECISION_HINT")),
+            "hint": str(compiled.get_property("PERFORMANCE_HINT"))}
+
+
+def task_predict_torch(path: str, batch: str, reference: str) -> dict:
+    """``torch.export.load(pt2).module()`` under no_grad, torch.set_num_threads(2)."""
+    import torch
+    torch.set_num_threads(THREADS)
+    module = torch.export.load(path).module()
+    x = torch.from_numpy(_image_batch(int(batch)))
+
+    def run():
+        with torch.no_grad():
+            return module(x)[0].numpy()
+    return _timed_and_checked(run, int(batch), reference)
 
 
 CHILD_TASKS = {"raw_read": task_raw_read, "parse": task_parse,
                "parse_protobuf": task_parse_protobuf, "convert_cli": task_convert_cli,
                "convert_profile": task_convert_profile, "keras_floor": task_keras_floor,
                "opencv_load": task_opencv_load, "predict_keras": task_predict_keras,
-               "predict_opencv": task_predict_opencv}
+               "predict_opencv": task_predict_opencv, "predict_onnx": task_predict_onnx,
+               "predict_tflite": task_predict_tflite, "predict_openvino": task_predict_openvino,
+               "predict_torch": task_predict_torch}
 
 
 # ------------------------------------------------------------------ parent
 
+PEAKS_ENV = "CAFFE2KERAS_BENCH_PEAKS"  # where the hook writes each process's peak
+PEAK_HOOK = """\
+# Written by caffe2keras' scripts/bench.py: each Python process started with %s set
+# writes its own peak RSS (VmHWM, reset at exec) into that folder when it exits.
+import os as _os
+if _os.environ.get("%s"):
+    import atexit as _atexit
+
+    def _caffe2keras_bench_peak(folder=_os.environ["%s"]):
+        import json, sys
+        try:
+            with open("/proc/self/status") as status:
+                kib = next(int(line.split()[1]) for line in status if line.startswith("VmHWM:"))
+            with open(_os.path.join(folder, "%%d.json" %% _os.getpid()), "w") as out:
+                json.dump({"pid": _os.getpid(), "ppid": _os.getppid(), "argv": sys.argv,
+                           "peak_bytes": kib * 1024}, out)
+        except (OSError, StopIteration, ValueError):
+            pass
+    _atexit.register(_caffe2keras_bench_peak)
+""" % (PEAKS_ENV, PEAKS_ENV, PEAKS_ENV)
+_hook_folder: list[str] = []
+
+
+def peak_hook_folder() -> str:
+    """A folder holding the ``sitecustomize`` hook (made once per bench run)."""
+    if not _hook_folder:
+        import atexit
+        folder = tempfile.mkdtemp(prefix="caffe2keras-bench-hook-")
+        atexit.register(shutil.rmtree, folder, ignore_errors=True)
+        Path(folder, "sitecustomize.py").write_text(PEAK_HOOK)
+        _hook_folder.append(folder)
+    return _hook_folder[0]
+
+
+def own_peak_bytes() -> int:
+    """This process's own peak RSS: VmHWM, which exec resets (unlike ru_maxrss)."""
+    with open("/proc/self/status") as status:
+        for line in status:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) * 1024
+    raise RuntimeError("no VmHWM in /proc/self/status")
+
+
+def child_environment(peaks: str) -> dict[str, str]:
+    path = os.pathsep.join(filter(None, [peak_hook_folder(), os.environ.get("PYTHONPATH")]))
+    return {**os.environ, **THREAD_ENV, PEAKS_ENV: peaks, "PYTHONPATH": path}
+
+
+def subprocess_peaks(folder: str, child_pid: int) -> list[dict]:
+    """The peaks the hook recorded for the processes below the child (not the child)."""
+    found = []
+    for name in os.listdir(folder):
+        try:
+            record = json.loads(Path(folder, name).read_text())
+        except (OSError, ValueError):
+            continue
+        if record.get("pid") != child_pid:
+            found.append(record)
+    return found
+
+
 def measure(task: str, *args: str, runs: int = 3) -> dict:
-    """Median wall times and peak RSS of ``runs`` fresh processes running ``task``."""
+    """Median wall times and peak RSS of ``runs`` fresh processes running ``task``.
+
+    ``peak_rss_bytes`` is the largest own peak (VmHWM) of the child and of the Python
+    processes it started (``peak_of`` says which); ``own_peak_bytes`` the child's,
+    ``subprocess_peak_bytes`` its subprocesses' (when it had any); ``ru_maxrss_bytes`` what
+    wait4 reports for the child (inflated by the parent's high-water mark: kept to show it)."""
     samples = []
     for _ in range(runs):
-        with tempfile.TemporaryFile("w+") as out:
+        with tempfile.TemporaryFile("w+") as out, \
+                tempfile.TemporaryDirectory(prefix="caffe2keras-bench-peaks-") as peaks:
             start = time.perf_counter()
             process = subprocess.Popen([sys.executable, __file__, "--child", task, *args],
                                        stdout=out, stderr=subprocess.PIPE, text=True,
-                                       env={**os.environ, **THREAD_ENV})
+                                       env=child_environment(peaks))
+            errors = process.stderr.read()  # read while it runs: a full pipe would block it
             _, status, usage = os.wait4(process.pid, 0)
             wall = time.perf_counter() - start
             process.returncode = os.waitstatus_to_exitcode(status)
-            errors = process.stderr.read()
             process.stderr.close()
             if process.returncode:
-                raise RuntimeError(f"{task} {' '.join(args)} failed:\n{errors[-3000:]}")
+                raise RuntimeError(f"{task} {' '.join(args)} failed "
+                                   f"(exit {process.returncode}):\n{errors[-3000:]}")
             out.seek(0)
             result = json.loads(out.read().strip().splitlines()[-1])
-        samples.append({**result, "process_s": wall, "peak_rss_bytes": usage.ru_maxrss * 1024})
+            below = subprocess_peaks(peaks, process.pid)
+        sample = {**result, "process_s": wall, "ru_maxrss_bytes": usage.ru_maxrss * 1024,
+                  "peak_rss_bytes": result["own_peak_bytes"], "peak_of": "process"}
+        if below:
+            top = max(below, key=lambda record: record["peak_bytes"])
+            sample["subprocess_peak_bytes"] = top["peak_bytes"]
+            sample["subprocess"] = " ".join(os.path.basename(a) for a in top["argv"][:3])
+            if top["peak_bytes"] > sample["peak_rss_bytes"]:
+                sample["peak_rss_bytes"], sample["peak_of"] = top["peak_bytes"], "subprocess"
+        samples.append(sample)
     merged = dict(samples[-1])
-    for key in ("op_s", "process_s", "peak_rss_bytes", "latency_s"):
+    for key in ("op_s", "process_s", "peak_rss_bytes", "own_peak_bytes", "subprocess_peak_bytes",
+                "ru_maxrss_bytes", "latency_s"):
         if key in merged:
             merged[key] = statistics.median(sample[key] for sample in samples)
     merged["runs"] = runs
@@ -405,14 +604,31 @@ def measure(task: str, *args: str, runs: int = 3) -> dict:
 
 # ------------------------------------------------------------------ the table
 
-TARGETS = {  # row key -> (ratio description, limit)
+TARGETS = {  # row key -> (ratio description, limit; None: reported, no target)
     "parse_wall": ("parse wall / raw read wall", 1.0),
     "parse_rss": ("parse peak RSS / file size", 1.1),
     "convert_wall": ("convert wall / hand-written Keras floor wall", 1.2),
     "convert_rss": ("convert peak RSS / file size", 2.0),
     "predict_b8": ("converted model latency / OpenCV DNN latency, batch 8", 1.0),
     "predict_b1": ("converted model latency / OpenCV DNN latency, batch 1", 1.2),
+    "write_wall": ("convert to a runtime format, wall / convert to .h5 wall, same run", 3.0),
+    "write_rss": ("convert to a runtime format, peak RSS / convert to .h5 peak RSS, same run",
+                  2.0),
+    "vs_opencv": ("latency / OpenCV DNN latency, same model, batch and run", None),
 }
+# The fastest exact artifact's latency / OpenCV DNN's (issue 11); None: reported only.
+GOALS = {("nsfw", 1): 0.8, ("nsfw", 8): 0.8, ("vgg16", 1): None, ("vgg16", 8): 1.0}
+# Runtime formats: (format, extension, how the predict row runs it, predict task)
+RUNTIME_FORMATS = [
+    ("onnx", ".onnx", "ONNX Runtime InferenceSession", "predict_onnx"),
+    ("tflite", ".tflite", "LiteRT Interpreter (XNNPACK)", "predict_tflite"),
+    ("openvino", ".xml", "OpenVINO compile_model CPU, no precision hint", "predict_openvino"),
+    ("torch", ".pt2", "torch.export.load(...).module()", "predict_torch"),
+]
+
+
+def artifact_files(path: str) -> list[str]:
+    return [path, os.path.splitext(path)[0] + ".bin"] if path.endswith(".xml") else [path]
 
 
 def fold_option_available() -> bool:
@@ -421,16 +637,70 @@ def fold_option_available() -> bool:
     return "--fold-batchnorm" in done.stdout
 
 
+def last_line(error: Exception) -> str:
+    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
+    return lines[-1] if lines else type(error).__name__
+
+
 def run_rows(models: dict, groups: set[str], runs: int, workdir: str) -> list[dict]:
     rows = []
+    written: set[str] = set()  # files written by this run (artifacts, reference outputs)
+    peers: dict[tuple[str, str, int], dict] = {}  # (kind, model, batch) -> predict row
 
     def add(group, name, model, result, **extra):
         row = {"group": group, "row": name, "model": model, **result, **extra}
         rows.append(row)
         print(f"  {name} ({model}): " + ", ".join(
             f"{key} {row[key]:.3f}" for key in ("op_s", "process_s", "latency_s") if key in row)
-            + f", peak RSS {row['peak_rss_bytes'] / 2**20:.0f} MiB", file=sys.stderr)
+            + f", peak RSS {row['peak_rss_bytes'] / 2**20:.0f} MiB ({row['peak_of']})",
+            file=sys.stderr)
         return row
+
+    def fail(group, name, model, error):
+        row = {"group": group, "row": name, "model": model, "failed": last_line(error),
+               "error": str(error)[-3000:]}
+        rows.append(row)
+        print(f"  {name} ({model}): FAILED: {str(error)[-1500:]}", file=sys.stderr)
+        return row
+
+    def convert(key, out, *options, runs=1):
+        """``caffe2keras convert`` of model ``key`` to workdir/out, measured."""
+        path = os.path.join(workdir, out)
+        result = measure("convert_cli", models[key]["prototxt"], models[key]["caffemodel"], path,
+                         *options, runs=runs)
+        written.add(path)
+        return result
+
+    def artifact(key, extension):
+        """workdir/<key><extension>, converted (with the check) unless this run wrote it."""
+        path = os.path.join(workdir, key + extension)
+        if path not in written:
+            convert(key, key + extension)
+        return path
+
+    predict_runs = runs if "runtimes" in groups else 1
+
+    def keras_row(key, batch, group="predict"):
+        """Keras on TF running the converted .h5 (its output is the runtime rows'
+        reference)."""
+        if ("keras", key, batch) not in peers:
+            reference = os.path.join(workdir, f"{key}-batch{batch}-keras.npy")
+            row = add(group, f"converted model (Keras on TF) predict_on_batch, batch {batch}",
+                      key, measure("predict_keras", artifact(key, ".h5"), str(batch), reference,
+                                   runs=predict_runs))
+            written.add(reference)
+            row["reference"] = reference
+            peers["keras", key, batch] = row
+        return peers["keras", key, batch]
+
+    def opencv_row(key, batch, group="predict-opencv"):
+        if ("opencv", key, batch) not in peers:
+            reference = keras_row(key, batch)["reference"]
+            peers["opencv", key, batch] = add(
+                group, f"OpenCV DNN forward (Caffe files), batch {batch}", key,
+                measure("predict_opencv", models[key]["prototxt"], models[key]["caffemodel"],
+                        str(batch), reference, runs=predict_runs))
+        return peers["opencv", key, batch]
 
     vgg, nsfw = models["vgg16"], models["nsfw"]
     size = {key: os.path.getsize(model["caffemodel"]) for key, model in models.items()}
@@ -459,17 +729,36 @@ def run_rows(models: dict, groups: set[str], runs: int, workdir: str) -> list[di
                                                                   "vgg16_v1.h5"),
                                 ("vgg16", "vgg16", "vgg16.keras"), ("nsfw", "nsfw", "nsfw.h5")):
             row = add("convert", f"caffe2keras convert to {os.path.splitext(out)[1]}", label,
-                      measure("convert_cli", models[key]["prototxt"], models[key]["caffemodel"],
-                              os.path.join(workdir, out), runs=runs), file_bytes=size[key])
+                      convert(key, out, runs=runs), file_bytes=size[key])
             if key == "vgg16" and out.endswith(".h5"):
                 row["targets"] = {"convert_wall": row["process_s"] / floor["process_s"],
                                   "convert_rss": row["peak_rss_bytes"] / size[key]}
+    if "formats" in groups:
+        # The cost of writing each runtime format, against the .h5 conversion of this run.
+        h5 = add("formats", "caffe2keras convert to .h5 (this group's reference)", "vgg16",
+                 convert("vgg16", "vgg16.h5", runs=runs), file_bytes=size["vgg16"])
+        for name, extension, _, _ in RUNTIME_FORMATS:
+            for options in ((), ("--no-check",)):
+                label = f"caffe2keras convert to {extension}" + "".join(f" {o}" for o in options)
+                out = f"vgg16{extension}" if not options else f"vgg16-nocheck{extension}"
+                try:
+                    row = add("formats", label, "vgg16", convert("vgg16", out, *options,
+                                                                 runs=runs))
+                except RuntimeError as error:
+                    fail("formats", label, "vgg16", error)
+                    continue
+                finally:
+                    if options:  # the checked file is the one the predict rows run
+                        for path in artifact_files(os.path.join(workdir, out)):
+                            if os.path.exists(path):
+                                os.remove(path)
+                row["targets"] = {"write_wall": row["process_s"] / h5["process_s"],
+                                  "write_rss": row["peak_rss_bytes"] / h5["peak_rss_bytes"]}
     fold = "fold" in groups and fold_option_available()
     if "fold" in groups:
         if fold:
             add("fold", "caffe2keras convert --fold-batchnorm to .h5", "nsfw",
-                measure("convert_cli", nsfw["prototxt"], nsfw["caffemodel"],
-                        os.path.join(workdir, "nsfw_folded.h5"), "--fold-batchnorm", runs=runs),
+                convert("nsfw", "nsfw_folded.h5", "--fold-batchnorm", runs=runs),
                 file_bytes=size["nsfw"])
         else:
             rows.append({"group": "fold", "row": "convert --fold-batchnorm", "model": "nsfw",
@@ -491,83 +780,151 @@ def run_rows(models: dict, groups: set[str], runs: int, workdir: str) -> list[di
         for batch in ("1", "8"):
             add("predict-floor", f"hand-written Keras VGG16 predict_on_batch, batch {batch}",
                 "vgg16", measure("predict_keras", floor_model, batch, runs=1))
-        converted = {"vgg16": os.path.join(workdir, "vgg16.h5"),
-                     "nsfw": os.path.join(workdir, "nsfw.h5")}
-        if fold:
-            converted["nsfw folded"] = os.path.join(workdir, "nsfw_folded.h5")
-        for label, path in converted.items():
-            key = label.split()[0]
-            if not os.path.exists(path):
-                options = ("--fold-batchnorm",) if "folded" in label else ()
-                measure("convert_cli", models[key]["prototxt"], models[key]["caffemodel"], path,
-                        *options, runs=1)
-            for batch in ("1", "8"):
-                ours = add("predict", f"converted model predict_on_batch, batch {batch}", label,
-                           measure("predict_keras", path, batch, runs=1))
-                cv = next((r for r in rows if r["group"] == "predict-opencv"
-                           and r["model"] == key and r["batch"] == int(batch)), None)
-                if cv is None:
-                    cv = add("predict-opencv", f"OpenCV DNN forward, batch {batch}", key,
-                             measure("predict_opencv", models[key]["prototxt"],
-                                     models[key]["caffemodel"], batch, runs=1))
+        for key in ("vgg16", "nsfw"):
+            for batch in (1, 8):
+                ours, cv = keras_row(key, batch), opencv_row(key, batch)
                 ours["targets"] = {f"predict_b{batch}": ours["latency_s"] / cv["latency_s"]}
+        if fold:
+            path = os.path.join(workdir, "nsfw_folded.h5")
+            if path not in written:
+                convert("nsfw", "nsfw_folded.h5", "--fold-batchnorm")
+            for batch in (1, 8):
+                row = add("predict", f"converted model predict_on_batch, batch {batch}",
+                          "nsfw folded", measure("predict_keras", path, str(batch), runs=1))
+                row["targets"] = {f"predict_b{batch}": row["latency_s"]
+                                  / opencv_row("nsfw", batch)["latency_s"]}
+    if "runtimes" in groups:
+        # Each runtime's artifact, as a user runs it, beside OpenCV and Keras on the same run.
+        for key in ("vgg16", "nsfw"):
+            for batch in (1, 8):
+                keras, cv = keras_row(key, batch, "runtimes"), opencv_row(key, batch, "runtimes")
+                keras.setdefault("targets", {})["vs_opencv"] = keras["latency_s"] / cv["latency_s"]
+            for name, extension, how, task in RUNTIME_FORMATS:
+                try:
+                    path = artifact(key, extension)
+                except RuntimeError as error:
+                    fail("runtimes", f"{how}: caffe2keras convert to {extension}", key, error)
+                    continue
+                for batch in (1, 8):
+                    label = f"{how}, batch {batch}"
+                    try:
+                        row = add("runtimes", label, key, measure(
+                            task, path, str(batch), peers["keras", key, batch]["reference"],
+                            runs=runs), format=name)
+                    except RuntimeError as error:
+                        fail("runtimes", label, key, error)
+                        continue
+                    row["targets"] = {"vs_opencv": row["latency_s"]
+                                      / peers["opencv", key, batch]["latency_s"]}
     return rows
+
+
+def goal_lines(rows: list[dict]) -> list[str]:
+    """Issue 11's speed goals: the fastest exact artifact against OpenCV DNN."""
+    lines = []
+    for (key, batch), limit in GOALS.items():
+        timed = [row for row in rows if row["group"] == "runtimes" and row.get("format")
+                 and row["model"] == key and row.get("batch") == batch and "latency_s" in row]
+        if not timed:
+            continue
+        best = min(timed, key=lambda row: row["latency_s"])
+        ratio = best["targets"]["vs_opencv"]
+        verdict = ("reported, no goal" if limit is None
+                   else f"goal <= {limit}: {'met' if ratio <= limit else 'MISSED'}")
+        lines.append(f"{key} batch {batch}: fastest exact artifact {best['format']} "
+                     f"{best['latency_s'] * 1000:.1f} ms = {ratio:.2f}x OpenCV DNN ({verdict})")
+    return lines
 
 
 def format_table(rows: list[dict]) -> str:
     lines = [f"{'row':<66} {'model':<13} {'op s':>7} {'process s':>9} {'latency ms':>10} "
-             f"{'peak RSS MiB':>12}  ratio vs target"]
+             f"{'peak RSS MiB':>12} {'(whose)':<10}  ratio vs target"]
     for row in rows:
-        if "skipped" in row:
-            lines.append(f"{row['row']:<66} {row['model']:<13} skipped: {row['skipped']}")
+        if "skipped" in row or "failed" in row:
+            why = f"skipped: {row['skipped']}" if "skipped" in row else f"FAILED: {row['failed']}"
+            lines.append(f"{row['row'][:66]:<66} {row['model']:<13} {why}")
             continue
         cells = [f"{row['row'][:66]:<66}", f"{row['model']:<13}",
                  f"{row['op_s']:7.3f}" if "op_s" in row else f"{'':7}",
                  f"{row['process_s']:9.2f}",
                  f"{row['latency_s'] * 1000:10.1f}" if "latency_s" in row else f"{'':10}",
-                 f"{row['peak_rss_bytes'] / 2**20:12.0f}"]
+                 f"{row['peak_rss_bytes'] / 2**20:12.0f}", f"{row['peak_of']:<10}"]
         verdicts = []
         for key, value in row.get("targets", {}).items():
             limit = TARGETS[key][1]
-            verdict = "met" if value <= limit else "MISSED"
-            verdicts.append(f"{key} {value:.2f} (<= {limit}: {verdict})")
+            if limit is None:
+                verdicts.append(f"{key} {value:.2f}")
+            else:
+                verdict = "met" if value <= limit else "MISSED"
+                verdicts.append(f"{key} {value:.2f} (<= {limit}: {verdict})")
         lines.append(" ".join(cells) + "  " + "; ".join(verdicts))
+        if "subprocess_peak_bytes" in row:
+            lines.append(f"    peak RSS of the convert process {row['own_peak_bytes'] / 2**20:.0f} "
+                         f"MiB, of its subprocess ({row['subprocess']}) "
+                         f"{row['subprocess_peak_bytes'] / 2**20:.0f} MiB")
+        if "precision" in row:
+            lines.append(f"    compiled model: INFERENCE_PRECISION_HINT {row['precision']}, "
+                         f"PERFORMANCE_HINT {row['hint']}")
         for stage in row.get("stages", []):
             lines.append(f"    {stage['stage']:<62} {stage['s']:7.2f} s  RSS {stage['rss_mib']:5d} "
                          f"MiB (anon {stage['anon_mib']}, file-backed {stage['file_mib']}), "
                          f"peak so far {stage['peak_mib']} MiB")
+    goals = goal_lines(rows)
+    if goals:
+        lines += ["", "Speed goals (issue 11), ratios within this run:"] + [f"  {g}" for g in goals]
     return "\n".join(lines)
+
+
+def versions(*names: str) -> dict[str, str]:
+    from importlib.metadata import PackageNotFoundError, version
+    found = {}
+    for name in names:
+        try:
+            found[name] = version(name)
+        except PackageNotFoundError:
+            found[name] = "not installed"
+    return found
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--child", nargs=argparse.REMAINDER, help=argparse.SUPPRESS)
+    parser.add_argument("--make-models", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--runs", type=int, default=3, help="processes per row (median)")
     parser.add_argument("--json", default=str(CACHE / "results.json"), help="where to write the "
                         "results (default: %(default)s)")
     parser.add_argument("--only", default="", help="comma-separated row groups: read, parse, "
-                        "protobuf, convert, fold, opencv, profile, predict (default: all)")
+                        "protobuf, convert, formats, fold, opencv, profile, predict, runtimes "
+                        "(default: all)")
     args = parser.parse_args(argv)
     if args.child:
-        print(json.dumps(child(args.child[0], args.child[1:])))
+        result = child(args.child[0], args.child[1:])
+        result["own_peak_bytes"] = own_peak_bytes()
+        # what the processes it waited for report (each inflated by this one's peak at exec)
+        result["children_ru_maxrss_bytes"] = resource.getrusage(
+            resource.RUSAGE_CHILDREN).ru_maxrss * 1024
+        print(json.dumps(result))
+        return 0
+    if args.make_models:
+        print(json.dumps(make_models()))
         return 0
     groups = set(filter(None, args.only.split(","))) or {
-        "read", "parse", "protobuf", "convert", "fold", "opencv", "profile", "predict"}
-    models = make_models()
+        "read", "parse", "protobuf", "convert", "formats", "fold", "opencv", "profile", "predict",
+        "runtimes"}
+    models = models_in_child()
     workdir = CACHE / "outputs"
     workdir.mkdir(parents=True, exist_ok=True)
     rows = run_rows(models, groups, args.runs, str(workdir))
     table = format_table(rows)
     print(table)
     import platform
-    from importlib.metadata import version
     result = {"rows": rows, "targets": TARGETS, "table": table, "runs": args.runs,
               "threads": THREADS,
               "machine": {"cpus": os.cpu_count(), "python": platform.python_version(),
                           "platform": platform.platform()},
-              "versions": {name: version(name) for name in ("keras", "tensorflow", "numpy",
-                                                              "protobuf", "h5py",
-                                                              "opencv-python-headless")},
+              "versions": versions("keras", "tensorflow", "numpy", "protobuf", "h5py",
+                                   "opencv-python-headless", "onnx", "onnxruntime",
+                                   "ai-edge-litert", "openvino", "torch"),
               "keras_backend": os.environ.get("KERAS_BACKEND", "keras.json / tensorflow"),
               "files": {key: {kind: path for kind, path in model.items()}
                         for key, model in models.items()},
