@@ -9,6 +9,10 @@ between layers, and the weights are streamed into the file from the model's own 
 
 from __future__ import annotations
 
+import math
+
+import numpy as np
+
 from ..errors import OutputError
 from .base import Format, Runner, input_names, output_names
 
@@ -78,6 +82,10 @@ class OnnxFormat(Format):
         from .onnx_ops.graph import OPSET
         return f"ONNX (opset {OPSET})"
 
+    def expresses(self, layer_class):
+        from .onnx_ops import registry
+        return None if layer_class in registry.lowered_class_names() else "no ONNX lowering"
+
     def unsupported(self, model):
         from . import onnx_ops
         refused = []
@@ -95,7 +103,8 @@ class OnnxFormat(Format):
     def write(self, model, path):
         _require("onnx")
         from .onnx_ops.graph import PROTOBUF_LIMIT
-        weight_bytes = sum(variable.nbytes for variable in model.weights)
+        weight_bytes = sum(math.prod(variable.shape) * np.dtype(variable.dtype).itemsize
+                           for variable in model.weights)
         if weight_bytes > PROTOBUF_LIMIT:
             raise OutputError(self._too_large(weight_bytes))
         graph = lower_model(model)

@@ -6,8 +6,9 @@ from __future__ import annotations
 
 from . import (builtin_activation, builtin_conv, builtin_merge, builtin_norm,  # noqa: F401
                builtin_pooling, builtin_shape, builtin_spatial)
-from . import (custom_affine, custom_deconv, custom_elementwise, custom_norm,  # noqa: F401
-               custom_pooling, custom_preprocess, custom_resize, custom_shape)
+from . import (custom_affine, custom_common, custom_deconv, custom_detection,  # noqa: F401
+               custom_elementwise, custom_nms, custom_norm, custom_pooling, custom_preprocess,
+               custom_resize, custom_shape)
 from .graph import OnnxGraph
 from .registry import find_lowering, lowering, refusal, refusal_reason
 

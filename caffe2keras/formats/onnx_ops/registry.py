@@ -37,6 +37,11 @@ def find_lowering(layer) -> Lowering | None:
     return _find(_LOWERINGS, layer)
 
 
+def lowered_class_names() -> set[str]:
+    """The class name of every layer that has a lowering."""
+    return {key if isinstance(key, str) else key.__name__ for key in _LOWERINGS}
+
+
 def refusal_reason(layer) -> str | None:
     """Why ``layer``'s configuration cannot be lowered, or None."""
     refuse = _find(_REFUSALS, layer)
