@@ -34,10 +34,12 @@ def lower_model(model):
     from . import onnx_ops
     g = onnx_ops.OnnxGraph()
     outputs = output_names(model)
-    for name in outputs:  # taken first: no internal value may be called like an output
-        g.reserve(name)
-    for tensor, name in zip(model.inputs, input_names(model)):
+    inputs = input_names(model)
+    for tensor, name in zip(model.inputs, inputs):
         g.add_input(tensor, name)
+    for name in outputs:  # taken first: no internal value may be called like an output
+        if name not in inputs:  # an input returned as it is
+            g.reserve(name)
     for depth in sorted(model._nodes_by_depth, reverse=True):  # inputs first
         for node in model._nodes_by_depth[depth]:
             if node.is_input:

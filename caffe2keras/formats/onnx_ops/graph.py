@@ -170,7 +170,9 @@ class OnnxGraph:
         source = self.value(tensor, "keras")
         self.scope = scope
         from onnx import helper
-        self.nodes.append(helper.make_node("Identity", [source], [name], name=f"{name}/output"))
+        if source != name:  # else a graph input returned as it is
+            self.nodes.append(helper.make_node("Identity", [source], [name],
+                                               name=f"{name}/output"))
         self.outputs.append(_value_info(name, tensor))
 
     # --- the file ----------------------------------------------------------------------------
