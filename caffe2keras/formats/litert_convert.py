@@ -1,0 +1,82 @@
+"""Keras model -> LiteRT flatbuffer through TensorFlow's converter: the model traced into
+one ``tf.function`` whose inputs and outputs are keyed by canonical names, saved as a
+SavedModel and converted with builtin ops only, float32, no optimisation. Large kernels
+are traced as markers and written around the converter (``litert_weights``)."""
+
+from __future__ import annotations
+
+import os
+
+from .base import input_names, output_names
+from .litert_errors import converter_failure
+from .litert_weights import find_markers, markable, marker_value, write_flatbuffer
+
+SIGNATURE = "serving_default"
+
+
+def write_tflite(model, path: str, scratch: str, key) -> None:
+    """Convert ``model`` and write the flatbuffer to ``path``; ``key(name)`` gives the
+    signature key of a canonical name. Kernels the converter did not keep as markers
+    (folded into a neighbour) are converted for real in a further round."""
+    from ai_edge_litert import schema_py_generated as schema
+
+    marked = markable(model)
+    while True:
+        flatbuffer = convert(model, marked, os.path.join(scratch, f"saved_{len(marked)}"), key)
+        if not marked:
+            with open(path, "wb") as handle:
+                handle.write(flatbuffer)
+            return
+        tree = schema.ModelT.InitFromPackedBuf(flatbuffer, 0)
+        placed, lost = find_markers(tree, marked)
+        if not lost:
+            write_flatbuffer(tree, placed, marked, path)
+            return
+        marked = [variable for i, variable in enumerate(marked) if i not in lost]
+
+
+def convert(model, marked: list, folder: str, key) -> bytes:
+    """The flatbuffer of ``model`` with each variable in ``marked`` replaced by its marker."""
+    import tensorflow as tf
+
+    save_for_conversion(model, marked, folder, key)
+    converter = tf.lite.TFLiteConverter.from_saved_model(folder)
+    converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
+    # Variables become constants (resource variables would need an initialiser run).
+    converter.experimental_enable_resource_variables = False
+    # Keep +-inf constants as they are (Keras computes with them), and save a pass that
+    # visits every weight.
+    converter.canonicalizing_inf_as_min_max_float = False
+    # A marker kernel stays one number and leaves the converter as a FILL op.
+    converter._experimental_unfold_large_splat_constant = bool(marked)
+    try:
+        return converter.convert()
+    except Exception as error:  # the converter raises its own ConverterError and others
+        raise converter_failure(model, error) from None
+
+
+def save_for_conversion(model, marked: list, folder: str, key) -> None:
+    """A SavedModel holding the model's variables but the marked ones and one signature:
+    inputs and outputs keyed by ``key(canonical name)``."""
+    import tensorflow as tf
+    from ..lazy import keras
+
+    outputs = output_names(model)
+    specs = [tf.TensorSpec((None, *tensor.shape[1:]), tf.float32, name=key(name))
+             for name, tensor in zip(input_names(model), model.inputs)]
+    marked_ids = {id(variable) for variable in marked}
+
+    def serve(*values):
+        markers = [(variable, tf.fill(variable.shape, marker_value(i)))
+                   for i, variable in enumerate(marked)]
+        with keras.StatelessScope(state_mapping=markers):
+            results = model(list(values) if len(values) > 1 else values[0], training=False)
+        results = results if isinstance(results, (list, tuple)) else [results]
+        return {key(name): result for name, result in zip(outputs, results)}
+
+    module = tf.Module()
+    module.model_variables = [variable.value for variable in model.variables
+                              if id(variable) not in marked_ids]
+    module.serve = tf.function(serve, input_signature=specs, autograph=False)
+    tf.saved_model.save(module, folder,
+                        signatures={SIGNATURE: module.serve.get_concrete_function()})

@@ -1,0 +1,223 @@
+"""Large weights travel around TensorFlow's converter, not through it.
+
+The converter holds every constant several times (the SavedModel tensors, MLIR attributes
+that are never freed, transposed copies folded element by element, the flatbuffer, the
+Python bytes): VGG16's 553 MB of weights took 5 GB and 40 s. So each large kernel of a
+layer whose use we know is traced as a *marker* instead: a constant filled with one
+float32 value of its own (``marker_value``), which MLIR keeps as a single number and the
+converter writes as a FILL op. After conversion each marker is found again
+(``find_markers``) and the op reading it tells how the converter laid the kernel out
+(``LAYOUTS``, e.g. CONV_2D's OHWI from Keras' HWIO); ``write_flatbuffer`` then drops the
+FILL ops and streams the real kernels, so laid out, into buffers after the flatbuffer
+(LiteRT's ``Buffer.offset``, as the converter's own large-model mode writes them).
+
+A marker the converter folded into something else (a following multiplication, a slice)
+is not found; ``litert_convert`` then converts again with that kernel real.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+MARKER_BYTES = 1 << 20  # kernels from this size on go around the converter
+# float32 bit patterns of the markers: 1.25 + k * 2**-23, numbers no trained kernel fills
+_MARKER_BASE = 0x3FA00000
+_ALIGN = 64
+_OUTSIDE = b"outside flatbuffers"  # what the converter's large-model mode records
+
+# Keras layer class -> the variable that may be a marker
+MARKED_KERNELS = {"Dense": "kernel", "Conv2D": "kernel", "DepthwiseConv2D": "kernel",
+                  "Conv2DTranspose": "kernel"}
+
+
+def marker_value(index: int) -> np.float32:
+    return np.array([_MARKER_BASE + index], np.uint32).view(np.float32)[0]
+
+
+def markable(model, threshold: int = None) -> list:
+    """The Keras variables to trace as markers: the kernels (of at least ``threshold``
+    bytes) of layers in MARKED_KERNELS, each layer called once, so the converter sees one
+    use of each kernel."""
+    threshold = MARKER_BYTES if threshold is None else threshold
+    chosen = []
+    for layer in model.layers:
+        wanted = MARKED_KERNELS.get(type(layer).__name__)
+        if wanted is None or len(layer._inbound_nodes) != 1:
+            continue
+        for variable in layer.weights:
+            if variable.path.rsplit("/", 1)[-1] == wanted \
+                    and math.prod(variable.shape) * 4 >= threshold:
+                chosen.append(variable)
+    return chosen
+
+
+@dataclass
+class Placed:
+    """A marker found in the converted model: tensor ``tensor`` of subgraph ``subgraph``
+    holds variable ``variable`` transposed by ``perm`` and reshaped to ``shape``; ``fill``
+    the FILL op that makes it (None: an inline constant)."""
+    variable: int
+    subgraph: int
+    tensor: int
+    fill: int | None
+    perm: tuple[int, ...]
+    shape: tuple[int, ...]
+
+
+def _layouts():
+    from ai_edge_litert import schema_py_generated as schema
+    ops = schema.BuiltinOperator
+    # op -> (input slot, permutation of the Keras kernel's axes, reshape allowed)
+    return {ops.CONV_2D: (1, (3, 0, 1, 2), False),            # HWIO -> OHWI
+            ops.FULLY_CONNECTED: (1, (1, 0), False),          # (in, out) -> (out, in)
+            ops.TRANSPOSE_CONV: (1, (2, 0, 1, 3), False),     # HWOI -> OHWI
+            ops.DEPTHWISE_CONV_2D: (1, (0, 1, 2, 3), True)}   # HWCM -> 1HW(C*M)
+
+
+def _opcode(model, operator) -> int:
+    code = model.operatorCodes[operator.opcodeIndex]
+    return max(code.builtinCode, code.deprecatedBuiltinCode)
+
+
+def _scalar_marker(model, subgraph, tensor_index, markers) -> int | None:
+    """The variable index of a marker constant (a float32 splat), else None."""
+    from ai_edge_litert import schema_py_generated as schema
+    tensor = subgraph.tensors[tensor_index]
+    data = model.buffers[tensor.buffer].data if tensor.buffer else None
+    if tensor.type != schema.TensorType.FLOAT32 or data is None or len(data) < 4:
+        return None
+    values = np.frombuffer(np.asarray(data, np.uint8).tobytes(), np.uint32)
+    first = int(values[0])
+    if first not in markers or not np.all(values == first):
+        return None
+    return markers[first]
+
+
+def find_markers(model, variables) -> tuple[list[Placed], set[int]]:
+    """Every marker of ``variables`` in ``model`` (a ``ModelT``) with a known layout, and
+    the indices of the variables not found so (folded, or read by an op we do not know)."""
+    from ai_edge_litert import schema_py_generated as schema
+    markers = {int(marker_value(i).view(np.uint32)): i for i in range(len(variables))}
+    layouts = _layouts()
+    placed, bad = [], set()
+    for g, subgraph in enumerate(model.subgraphs):
+        sources = {}  # tensor -> (variable, FILL op index or None)
+        for o, operator in enumerate(subgraph.operators):
+            if _opcode(model, operator) == schema.BuiltinOperator.FILL:
+                found = _scalar_marker(model, subgraph, operator.inputs[1], markers)
+                if found is not None:
+                    sources[operator.outputs[0]] = (found, o)
+        for t in range(len(subgraph.tensors)):  # markers the converter left inline
+            found = _scalar_marker(model, subgraph, t, markers)
+            if found is not None and subgraph.tensors[t].shape is not None and \
+                    math.prod(subgraph.tensors[t].shape) == math.prod(variables[found].shape):
+                sources[t] = (found, None)
+        readers = {}  # tensor -> [(op code, input slot)]
+        for operator in subgraph.operators:
+            for slot, t in enumerate(operator.inputs):
+                if t in sources:
+                    readers.setdefault(t, []).append((_opcode(model, operator), slot))
+        for t, (variable, fill) in sources.items():
+            uses = readers.get(t, [])
+            shape = tuple(int(d) for d in subgraph.tensors[t].shape)
+            layout = _layout_of(uses, layouts, tuple(variables[variable].shape), shape)
+            if layout is None or t in subgraph.outputs:
+                bad.add(variable)
+            else:
+                placed.append(Placed(variable, g, t, fill, layout, shape))
+    found = {p.variable for p in placed}
+    bad |= set(range(len(variables))) - found
+    return [p for p in placed if p.variable not in bad], bad
+
+
+def _layout_of(uses, layouts, keras_shape, shape):
+    """The permutation for a marker read as ``uses``, if they all agree and fit."""
+    perms = set()
+    for code, slot in uses:
+        rule = layouts.get(code)
+        if rule is None or rule[0] != slot:
+            return None
+        _, perm, reshape = rule
+        if len(perm) != len(keras_shape):
+            return None
+        moved = tuple(keras_shape[a] for a in perm)
+        if reshape:  # depthwise: (kh, kw, C, M) -> (1, kh, kw, C*M), same element order
+            moved = (1, moved[0], moved[1], moved[2] * moved[3])
+        if moved != shape:
+            return None
+        perms.add(perm)
+    return perms.pop() if len(perms) == 1 else None
+
+
+def write_flatbuffer(model, placed: list[Placed], variables, path: str) -> None:
+    """Write ``model`` (a ``ModelT``) to ``path`` with every placed marker replaced by its
+    variable's data, stored after the flatbuffer (``Buffer.offset``: from the file's
+    start). Each kernel is laid out and written on its own, so at most one is copied."""
+    from ai_edge_litert import schema_py_generated as schema
+
+    slots = []  # (buffer index, placed)
+    for item in placed:
+        subgraph = model.subgraphs[item.subgraph]
+        buffer = schema.BufferT()
+        buffer.offset, buffer.size = 1, math.prod(item.shape) * 4  # offsets set below
+        model.buffers.append(buffer)
+        subgraph.tensors[item.tensor].buffer = len(model.buffers) - 1
+        slots.append((len(model.buffers) - 1, item))
+    for g, subgraph in enumerate(model.subgraphs):
+        fills = {item.fill for item in placed if item.subgraph == g and item.fill is not None}
+        subgraph.operators = [op for o, op in enumerate(subgraph.operators) if o not in fills]
+    _record_outside(model, schema)
+
+    sizing = _pack(model)  # offsets are fixed-size fields: only their values change
+    position = _aligned(len(sizing))
+    for index, item in slots:
+        model.buffers[index].offset = position
+        position = _aligned(position + model.buffers[index].size)
+    head = _pack(model)
+    if len(head) != len(sizing):
+        raise RuntimeError("the flatbuffer changed size when its buffer offsets were set")
+    with open(path, "wb") as handle:
+        handle.write(head)
+        for index, item in slots:
+            handle.write(b"\0" * (model.buffers[index].offset - handle.tell()))
+            _write_laid_out(handle, variables[item.variable], item.perm)
+
+
+_CHUNK_BYTES = 16 << 20
+
+
+def _write_laid_out(handle, variable, perm) -> None:
+    """The variable's array transposed by ``perm``, written in slices of the first axis
+    (a 400 MB kernel never needs a second 400 MB)."""
+    laid_out = np.transpose(np.asarray(variable.value, dtype=np.float32), perm)
+    row_bytes = max(laid_out[0].nbytes, 1)
+    step = max(1, _CHUNK_BYTES // row_bytes)
+    for start in range(0, laid_out.shape[0], step):
+        handle.write(np.ascontiguousarray(laid_out[start:start + step], dtype="<f4"))
+
+
+def _record_outside(model, schema) -> None:
+    """The converter's marker for buffers outside the flatbuffer (metadata entry)."""
+    names = [m.name for m in (model.metadata or [])]
+    if b"buffer_location" in names or "buffer_location" in names:
+        return
+    buffer = schema.BufferT()
+    buffer.data = np.frombuffer(_OUTSIDE, np.uint8)
+    model.buffers.append(buffer)
+    entry = schema.MetadataT()
+    entry.name, entry.buffer = "buffer_location", len(model.buffers) - 1
+    model.metadata = (model.metadata or []) + [entry]
+
+
+def _pack(model) -> bytes:
+    import flatbuffers
+    builder = flatbuffers.Builder(1 << 16)
+    builder.Finish(model.Pack(builder), file_identifier=b"TFL3")
+    return bytes(builder.Output())
+
+
+def _aligned(position: int) -> int:
+    return -(-position // _ALIGN) * _ALIGN
