@@ -344,3 +344,21 @@ def test_importing_the_format_loads_no_runtime():
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                           check=True)
     assert done.stdout.strip() == "[]"
+
+
+def test_unused_values_are_not_written(tmp_path, monkeypatch):
+    """A lowering that makes a constant and a node it does not use leaves neither in the
+    file."""
+    import onnx
+    from caffe2keras.formats.onnx_ops import builtin_conv, registry
+    monkeypatch.setattr(registry, "_LOWERINGS", dict(registry._LOWERINGS))
+
+    def wasteful_dense(layer, g, inputs, outputs):
+        g.op("Neg", g.const(np.arange(100, dtype=np.float32), name="unused"))
+        builtin_conv.dense(layer, g, inputs, outputs)
+
+    registry._LOWERINGS[L.Dense] = wasteful_dense
+    assert write_and_compare(chain((6,), L.Dense(3)), tmp_path) <= TOLERANCE
+    graph = onnx.load(tmp_path / "model.onnx").graph
+    assert "unused" not in {tensor.name for tensor in graph.initializer}
+    assert [node.op_type for node in graph.node] == ["Gemm", "Identity"]

@@ -183,6 +183,7 @@ class OnnxGraph:
         """Write the model to ``path``, streaming the weights; return the file's size.
         Raises ValueError when the model exceeds protobuf's 2 GiB limit (before writing)."""
         from onnx import helper, onnx_pb
+        self._drop_unused()
         graph = helper.make_graph(self.nodes, graph_name, self.inputs, self.outputs)
         graph_head = graph.SerializeToString()
         tensor_heads = [_tensor_head(name, array) for name, array in self.initializers]
@@ -209,6 +210,30 @@ class OnnxGraph:
                 file.write(_key(_RAW_DATA_FIELD, array.nbytes))
                 file.write(memoryview(array.reshape(-1)).cast("B"))
         return total
+
+    def _drop_unused(self) -> None:
+        """Remove nodes and initializers no graph output depends on (a lowering may make a
+        value it ends up not using; onnxruntime warns about such initializers)."""
+        needed = {value.name for value in self.outputs}
+        kept = []
+        for node in reversed(self.nodes):
+            if any(name in needed for name in node.output):
+                kept.append(node)
+                needed.update(_names_read(node))
+        self.nodes = kept[::-1]
+        self.initializers = [(name, array) for name, array in self.initializers
+                             if name in needed]
+
+
+def _names_read(node) -> set[str]:
+    """The values a node reads: its inputs, and whatever its subgraphs (Loop, If bodies)
+    read from the enclosing graph (over-approximated by every name they read)."""
+    names = set(node.input)
+    for attribute in node.attribute:
+        for subgraph in [attribute.g] if attribute.HasField("g") else list(attribute.graphs):
+            for inner in subgraph.node:
+                names |= _names_read(inner)
+    return names
 
 
 class _Stored:
