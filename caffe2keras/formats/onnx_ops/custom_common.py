@@ -22,6 +22,12 @@ def i64(g, values) -> str:
     return g.const(np.asarray(values, dtype=np.int64))
 
 
+def scalar_i64(g, value: int) -> str:
+    """A 0-D int64 (a single Gather index, Range's bounds, Loop's trip count, CumSum's axis).
+    OnnxGraph.const stores every array at least 1-D, so a 1-element one is squeezed."""
+    return g.op("Squeeze", i64(g, [value]))
+
+
 def stored_axis(g, tensor, axis: int) -> int:
     """Where Keras axis ``axis`` of ``tensor`` is in its stored ONNX value."""
     return keras_axis_in(axis, len(g.shape(tensor)), g.layout(tensor))

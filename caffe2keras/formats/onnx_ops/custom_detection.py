@@ -12,7 +12,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from .custom_common import BOOL, FLOAT, INT64, batch_size, f32, i64, squeeze, unsqueeze
+from .custom_common import (BOOL, FLOAT, INT64, batch_size, f32, i64, scalar_i64, squeeze,
+                            unsqueeze)
 from .custom_nms import greedy_nms, stable_smallest
 from .registry import lowering
 
@@ -27,7 +28,7 @@ def prior_box(layer, g, inputs, outputs):
 
 def _coordinate(g, x: str, i: int) -> str:
     """x[..., i] of a (..., 4) value."""
-    return g.op("Gather", x, i64(g, i), axis=-1)
+    return g.op("Gather", x, scalar_i64(g, i), axis=-1)
 
 
 def _decode(layer, g, loc: str, prior: str, variance: str) -> list[str]:
@@ -74,7 +75,7 @@ def detection_output(layer, g, inputs, outputs):
     conf = g.value(conf_tensor, "keras")
     # image index of each item, (N, 1, 1), from the data: the batch is dynamic
     count = squeeze(g, batch_size(g, conf), [0])
-    image = g.op("Cast", g.op("Range", i64(g, 0), count, i64(g, 1)), to=FLOAT)
+    image = g.op("Cast", g.op("Range", scalar_i64(g, 0), count, scalar_i64(g, 1)), to=FLOAT)
     image = g.op("Reshape", image, i64(g, [-1, 1, 1]))
     if classes * m == 0:  # nothing can be detected: padding rows only
         shape = g.op("Concat", batch_size(g, conf), i64(g, [rows, 6]), axis=0)
@@ -85,8 +86,8 @@ def detection_output(layer, g, inputs, outputs):
     loc = g.op("Reshape", g.value(loc_tensor, "keras"), i64(g, [-1, num_priors, loc_classes, 4]))
     conf = g.op("Reshape", conf, i64(g, [-1, num_priors, layer.num_classes]))
     priors = g.op("Reshape", g.value(priors_tensor, "keras"), i64(g, [-1, 2, num_priors, 1, 4]))
-    prior = g.op("Gather", priors, i64(g, 0), axis=1)
-    variance = g.op("Gather", priors, i64(g, 1), axis=1)
+    prior = g.op("Gather", priors, scalar_i64(g, 0), axis=1)
+    variance = g.op("Gather", priors, scalar_i64(g, 1), axis=1)
     boxes = _stack_last(g, _decode(layer, g, loc, prior, variance))  # (N, P, L, 4)
     boxes = g.op("Transpose", boxes, perm=[0, 2, 1, 3])  # (N, L, P, 4)
     if layer.share_location:  # the same boxes for every class

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .custom_common import BOOL, FLOAT, INT64, f32, i64, reduce, unsqueeze
+from .custom_common import BOOL, FLOAT, INT64, f32, i64, reduce, scalar_i64, unsqueeze
 
 LAST = -1
 
@@ -30,7 +30,7 @@ def stable_smallest(g, key: str, n: int, k: int) -> str:
     previous = g.op("Concat", _last_axis(g, values, 0, 1), _last_axis(g, values, 0, n - 1),
                     axis=LAST)
     changed = g.op("Cast", g.op("Not", g.op("Equal", values, previous)), to=INT64)
-    run = g.op("CumSum", changed, i64(g, LAST))
+    run = g.op("CumSum", changed, scalar_i64(g, LAST))
     # (run, position) pairs as run * n + position: distinct, so ties cannot reorder them
     pairs = g.op("Add", g.op("Mul", run, i64(g, n)), order)
     _, rank = g.op("TopK", pairs, i64(g, [k]), axis=LAST, largest=0, sorted=1, outputs=2)
@@ -117,5 +117,5 @@ def greedy_nms(g, coords: list[str], sizes: str, valid: str, m: int, nms_thresho
                              [helper.make_tensor_value_info(name, kind, None)
                               for name, kind in zip(outputs, types)])
     carried = [kept, threshold] if adaptive else [kept]
-    results = g.op("Loop", i64(g, m), "", *carried, body=body, outputs=len(carried))
+    results = g.op("Loop", scalar_i64(g, m), "", *carried, body=body, outputs=len(carried))
     return results[0] if adaptive else results
