@@ -292,6 +292,12 @@ def test_merging_different_ranks_is_refused():
         OnnxFormat().unsupported(model)
 
 
+def test_softmax_over_several_axes_is_refused():
+    model = chain(SHAPE, L.Softmax(axis=(1, 2), name="spatial_softmax"))
+    assert OnnxFormat().unsupported(model) == [
+        ("spatial_softmax", "Softmax", "softmax over several axes (1, 2) has no ONNX lowering")]
+
+
 def test_format_says_what_it_expresses():
     fmt = OnnxFormat()
     assert fmt.description == "ONNX (opset 17)"
