@@ -1,0 +1,100 @@
+"""The route from a Keras model to an ``openvino.Model``: trace the model (TensorFlow backend)
+into one ``tf.function`` and let OpenVINO's TensorFlow frontend convert its graph.
+
+The function's inputs carry the canonical input names and a free batch dimension; each of
+its outputs is matched to the OpenVINO output it became through the TensorFlow tensor
+name, and renamed to the canonical output name, so the IR's outputs are found by name.
+
+An op the frontend cannot convert is reported by the Keras layer it came from: TensorFlow
+names every op inside a layer's call ``<model>/<layer>/...``.
+"""
+
+from __future__ import annotations
+
+from ..errors import OutputError, UnsupportedInFormatError
+from .base import input_names, output_names
+
+FORMAT = "OpenVINO IR"
+
+
+def import_openvino():
+    try:
+        import openvino
+    except ImportError:
+        raise OutputError("the openvino format needs the openvino package, which is not "
+                          "installed: pip install 'caffe2keras[export]'") from None
+    return openvino
+
+
+def trace(model):
+    """A concrete ``tf.function`` computing ``model``: inputs named as the model's, batch
+    free, outputs a flat list in the model's output order."""
+    from ..lazy import keras
+    if keras.backend.backend() != "tensorflow":
+        raise OutputError(f"the openvino format is written from a TensorFlow graph: it needs "
+                          f"the TensorFlow backend (KERAS_BACKEND=tensorflow); this is "
+                          f"{keras.backend.backend()}")
+    import tensorflow as tf
+
+    specs = [tf.TensorSpec((None, *tensor.shape[1:]), tensor.dtype, name=name)
+             for name, tensor in zip(input_names(model), model.inputs)]
+
+    @tf.function(input_signature=specs, autograph=False)
+    def forward(*inputs):
+        outputs = model(list(inputs) if len(inputs) > 1 else inputs[0], training=False)
+        return list(outputs) if isinstance(outputs, (list, tuple)) else [outputs]
+
+    return forward.get_concrete_function()
+
+
+def convert(model):
+    """``model`` as an ``openvino.Model`` with canonical input and output tensor names."""
+    ov = import_openvino()
+    function = trace(model)
+    try:
+        converted = ov.convert_model(function)
+    except Exception as error:  # the frontend raises its own OpConversionFailure & co.
+        raise _refusal(model, str(error)) from None
+    _name_inputs(converted, input_names(model))
+    _name_outputs(converted, [tensor.name for tensor in function.outputs], output_names(model))
+    return converted
+
+
+def _name_inputs(converted, names: list[str]) -> None:
+    by_name = {name: port for port in converted.inputs for name in port.get_names()}
+    for name in names:
+        if name not in by_name:
+            raise OutputError(f"OpenVINO's TensorFlow frontend lost input {name!r}")
+        by_name[name].get_tensor().set_names({name})
+
+
+def _name_outputs(converted, traced: list[str], canonical: list[str]) -> None:
+    # The frontend also returns what ops inside the graph compute but nothing reads (the
+    # last round of a top-k loop, say); only the traced outputs are the model's.
+    for result in converted.get_results():
+        if not set(traced) & set(result.output(0).get_names()):
+            converted.remove_result(result)
+    by_name = {name: port for port in converted.outputs for name in port.get_names()}
+    missing = [name for name in traced if name not in by_name]
+    if missing or len(converted.outputs) != len(traced):
+        raise OutputError(f"OpenVINO's TensorFlow frontend returned outputs "
+                          f"{[sorted(p.get_names()) for p in converted.outputs]} for {traced}")
+    for tf_name, name in zip(traced, canonical):
+        by_name[tf_name].get_tensor().set_names({name})
+
+
+def _refusal(model, message: str) -> Exception:
+    """UnsupportedInFormatError naming the Keras layers whose ops the message names, or an
+    OutputError with the frontend's message when it names none."""
+    lines = [line.strip() for line in message.splitlines() if line.strip()]
+    named = []
+    for layer in model.layers:
+        if any(f"/{layer.name}/" in line or f"/{layer.name}_1/" in line for line in lines):
+            named.append(layer)
+    reason = next((line for line in lines if "conversion" in line.lower()), lines[-1] if lines
+                  else "the TensorFlow frontend failed")
+    if not named:
+        return OutputError(f"{FORMAT}: OpenVINO's TensorFlow frontend failed: {reason}")
+    return UnsupportedInFormatError(FORMAT, [(layer.name, type(layer).__name__,
+                                              f"OpenVINO cannot convert its TensorFlow ops "
+                                              f"({reason})") for layer in named])
