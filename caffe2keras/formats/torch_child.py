@@ -6,8 +6,9 @@ parent (``torch_program.py``) saves the model to a ``.keras`` file and runs this
 
     python -m caffe2keras.formats.torch_child REQUEST.json
 
-The request (JSON) names the ``.keras`` file, the ``.pt2`` to write, the result file and the
-canonical input and output names. The child never prints what the parent needs: it writes a
+The request (JSON) names the ``.keras`` file, the ``.pt2`` to write, the result file, the
+canonical input and output names, and the modules (with the parent's ``sys.path``) that
+define layer classes of the model from outside Keras and caffe2keras. The child never prints what the parent needs: it writes a
 result JSON, one of
 
 * ``{"status": "ok"}``;
@@ -20,6 +21,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import sys
 import traceback
 
@@ -65,9 +67,24 @@ def failing_layer(error: BaseException):
     return found
 
 
-def first_line(error: BaseException) -> str:
-    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
+def summary(error: BaseException) -> str:
+    """The error's type and its first informative line: Keras prefixes the message of an
+    error raised in a layer with "Exception encountered when calling ...", and torch puts
+    ANSI colour codes in some."""
+    text = re.sub(r"\x1b\[[0-9;]*m", "", str(error))
+    lines = [line.strip() for line in text.splitlines() if line.strip()
+             and not line.strip().startswith("Exception encountered when calling")]
     return f"{type(error).__name__}: {lines[0]}" if lines else type(error).__name__
+
+
+def import_layer_modules(request: dict) -> None:
+    """Import the modules that define the model's layer classes outside Keras and caffe2keras
+    (a user's custom converters may emit their own layers), with the parent's import path."""
+    import importlib
+
+    sys.path.extend(entry for entry in request["sys_path"] if entry not in sys.path)
+    for module in request["modules"]:
+        importlib.import_module(module)
 
 
 def export(request: dict) -> dict:
@@ -78,6 +95,8 @@ def export(request: dict) -> dict:
 
     from .torch_lowering import export_lowerings
 
+    keras.config.disable_traceback_filtering()  # failing_layer() looks for the layer's frame
+    import_layer_modules(request)
     model = keras.models.load_model(request["keras"], safe_mode=True, compile=False)
     program = ExportedModel.module(model).eval()
     examples = tuple(torch.zeros((EXAMPLE_BATCH, *tensor.shape[1:]), dtype=torch.float32)
@@ -91,9 +110,9 @@ def export(request: dict) -> dict:
     except Exception as error:  # noqa: BLE001  (any tracing failure is reported, by layer if we can)
         layer = failing_layer(error)
         if layer is None:
-            return {"status": "error", "message": first_line(error)}
+            return {"status": "error", "message": summary(error)}
         return {"status": "layer", "layer": layer.name, "class": type(layer).__name__,
-                "reason": first_line(error)}
+                "reason": summary(error)}
     metadata = {"format": METADATA_FORMAT, "inputs": request["inputs"],
                 "outputs": request["outputs"]}
     torch.export.save(exported, request["pt2"], extra_files={METADATA: json.dumps(metadata)})
@@ -106,7 +125,7 @@ def main(argv: list[str]) -> int:
     try:
         result = export(request)
     except Exception as error:  # noqa: BLE001  (reported to the parent as one line)
-        result = {"status": "error", "message": first_line(error)}
+        result = {"status": "error", "message": summary(error)}
     with open(request["result"], "w", encoding="utf-8") as handle:
         json.dump(result, handle)
     return 0 if result["status"] == "ok" else 1

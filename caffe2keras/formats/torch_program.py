@@ -68,6 +68,13 @@ class TorchRunner(Runner):
         return {name: result.numpy() for name, result in zip(self.outputs, results)}
 
 
+def layer_modules(model) -> list[str]:
+    """Modules outside Keras and caffe2keras that define the model's layer classes."""
+    modules = {type(layer).__module__ for layer in model.layers}
+    return sorted(module for module in modules
+                  if module.split(".")[0] not in ("keras", "caffe2keras", "__main__"))
+
+
 def child_environment() -> dict[str, str]:
     """The torch backend, quiet TensorFlow, and this very caffe2keras first on the path."""
     package_root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -87,6 +94,12 @@ class TorchFormat(Format):
     runtime = "torch"
     batch = "dynamic (torch.export.Dim, 1 and up)"
 
+    def unsupported(self, model):
+        return super().unsupported(model) + [
+            (layer.name, type(layer).__name__, "its class is defined in __main__, which the "
+             "torch export process cannot import; define it in a module")
+            for layer in model.layers if type(layer).__module__ == "__main__"]
+
     def write(self, model, path):
         require_torch()
         from ..save import save_model
@@ -98,20 +111,23 @@ class TorchFormat(Format):
             save_model(model, saved)
             exported = os.path.join(scratch, "model.pt2")
             self._export_in_child(saved, exported, input_names(model), output_names(model),
-                                  scratch, path)
+                                  layer_modules(model), scratch, path)
             os.replace(exported, path)
         finally:
             shutil.rmtree(scratch, ignore_errors=True)
 
-    def _export_in_child(self, saved, exported, inputs, outputs, scratch, path):
+    def _export_in_child(self, saved, exported, inputs, outputs, modules, scratch, path):
         request = {"keras": saved, "pt2": exported, "inputs": inputs, "outputs": outputs,
-                   "result": os.path.join(scratch, "result.json")}
+                   "result": os.path.join(scratch, "result.json"),
+                   "modules": modules,
+                   "sys_path": [os.path.abspath(entry) for entry in sys.path]}
         request_path = os.path.join(scratch, "request.json")
         with open(request_path, "w", encoding="utf-8") as handle:
             json.dump(request, handle)
         environment = child_environment()
         done = subprocess.run([sys.executable, "-m", "caffe2keras.formats.torch_child",
                                request_path], env=environment, stdin=subprocess.DEVNULL,
+                              cwd=scratch,  # not the user's folder, which `-m` would put first
                               capture_output=True, text=True, errors="replace")
         try:
             with open(request["result"], encoding="utf-8") as handle:
@@ -124,7 +140,7 @@ class TorchFormat(Format):
             raise UnsupportedInFormatError(self.description, [
                 (result["layer"], result["class"], result["reason"])])
         if result["status"] != "ok":
-            raise OutputError(f"{path}: torch.export failed: {result['message']}")
+            raise OutputError(f"{path}: the torch export process failed: {result['message']}")
 
     def load(self, path):
         return TorchRunner(path)
