@@ -31,6 +31,9 @@ SIGNATURE = "serving_default"
 _PLAIN = re.compile(r"[A-Za-z0-9_\-]")
 _ESCAPE = "."
 _ESCAPED = re.compile(r"\.([0-9a-f]{2})")
+TRANSPOSED_CONVOLUTIONS = ("Conv2DTranspose", "GroupedConv2DTranspose")
+DILATED_TRANSPOSE_REASON = ("LiteRT's TRANSPOSE_CONV has no dilation (TensorFlow's dilated "
+                            "Conv2DBackpropInput exists only as a Flex op)")
 
 
 def signature_key(name: str) -> str:
@@ -65,6 +68,7 @@ class LiteRTRunner(Runner):
     def __init__(self, path: str):
         require("ai_edge_litert", "ai-edge-litert")
         from ai_edge_litert.interpreter import Interpreter
+        from .litert_file import read_io_names
 
         try:
             self.interpreter = Interpreter(model_path=path)
@@ -76,8 +80,14 @@ class LiteRTRunner(Runner):
                               f"{sorted(signatures)}); not written by caffe2keras")
         self.signature = self.interpreter.get_signature_runner(SIGNATURE)
         self.input_keys = {name_of_key(key): key for key in signatures[SIGNATURE]["inputs"]}
-        self.inputs = list(self.input_keys)
-        self.outputs = [name_of_key(key) for key in signatures[SIGNATURE]["outputs"]]
+        outputs = [name_of_key(key) for key in signatures[SIGNATURE]["outputs"]]
+        # the Keras model's order, when the file records it
+        order = read_io_names(path) or {}
+        self.inputs = order.get("inputs") or list(self.input_keys)
+        self.outputs = order.get("outputs") or outputs
+        if sorted(self.inputs) != sorted(self.input_keys) or sorted(self.outputs) != sorted(outputs):
+            raise OutputError(f"{path}: the signature's names {sorted(self.input_keys)} -> "
+                              f"{sorted(outputs)} are not the recorded {order}")
 
     def run(self, feeds):
         # The signature runner resizes every input to the given batch before running.
@@ -94,6 +104,15 @@ class LiteRTFormat(Format):
     runtime = "ai-edge-litert"
     batch = ("dynamic (shape signature -1): the signature runner resizes the inputs to the "
              "batch it is given")
+
+    def unsupported(self, model):
+        refused = []
+        for layer in model.layers:
+            dilation = getattr(layer, "dilation_rate", None)
+            if type(layer).__name__ in TRANSPOSED_CONVOLUTIONS and dilation is not None \
+                    and tuple(dilation) != (1, 1):
+                refused.append((layer.name, type(layer).__name__, DILATED_TRANSPOSE_REASON))
+        return refused
 
     def write(self, model, path):
         from ..lazy import keras

@@ -5,32 +5,32 @@ are traced as markers and written around the converter (``litert_weights``)."""
 
 from __future__ import annotations
 
+import contextlib
 import os
+import sys
 
 from .base import input_names, output_names
 from .litert_errors import converter_failure
-from .litert_weights import find_markers, markable, marker_value, write_flatbuffer
+from .litert_file import write_model_file
+from .litert_weights import find_markers, markable, marker_value
 
 SIGNATURE = "serving_default"
 
 
 def write_tflite(model, path: str, scratch: str, key) -> None:
-    """Convert ``model`` and write the flatbuffer to ``path``; ``key(name)`` gives the
-    signature key of a canonical name. Kernels the converter did not keep as markers
-    (folded into a neighbour) are converted for real in a further round."""
+    """Convert ``model`` and write the file to ``path``; ``key(name)`` gives the signature
+    key of a canonical name. Kernels the converter did not keep as markers (folded into a
+    neighbour) are converted for real in a further round."""
     from ai_edge_litert import schema_py_generated as schema
 
     marked = markable(model)
     while True:
         flatbuffer = convert(model, marked, os.path.join(scratch, f"saved_{len(marked)}"), key)
-        if not marked:
-            with open(path, "wb") as handle:
-                handle.write(flatbuffer)
-            return
-        tree = schema.ModelT.InitFromPackedBuf(flatbuffer, 0)
-        placed, lost = find_markers(tree, marked)
+        tree = schema.ModelT.InitFromPackedBuf(flatbuffer, 0)  # buffers stay views of it
+        placed, lost = find_markers(tree, marked) if marked else ([], set())
         if not lost:
-            write_flatbuffer(tree, placed, marked, path)
+            write_model_file(tree, path, input_names(model), output_names(model), placed,
+                             marked)
             return
         marked = [variable for i, variable in enumerate(marked) if i not in lost]
 
@@ -50,9 +50,25 @@ def convert(model, marked: list, folder: str, key) -> bytes:
     # A marker kernel stays one number and leaves the converter as a FILL op.
     converter._experimental_unfold_large_splat_constant = bool(marked)
     try:
-        return converter.convert()
+        with quiet_stderr():
+            return converter.convert()
     except Exception as error:  # the converter raises its own ConverterError and others
         raise converter_failure(model, error) from None
+
+
+@contextlib.contextmanager
+def quiet_stderr():
+    """The converter's C++ side prints every failing op with its MLIR location to file
+    descriptor 2; what matters of it comes back in the exception, so hide the rest."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    try:
+        with open(os.devnull, "wb") as sink:
+            os.dup2(sink.fileno(), 2)
+            yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
 
 
 def save_for_conversion(model, marked: list, folder: str, key) -> None:

@@ -7,9 +7,8 @@ layer whose use we know is traced as a *marker* instead: a constant filled with 
 float32 value of its own (``marker_value``), which MLIR keeps as a single number and the
 converter writes as a FILL op. After conversion each marker is found again
 (``find_markers``) and the op reading it tells how the converter laid the kernel out
-(``LAYOUTS``, e.g. CONV_2D's OHWI from Keras' HWIO); ``write_flatbuffer`` then drops the
-FILL ops and streams the real kernels, so laid out, into buffers after the flatbuffer
-(LiteRT's ``Buffer.offset``, as the converter's own large-model mode writes them).
+(``_layouts``, e.g. CONV_2D's OHWI from Keras' HWIO); ``litert_file`` then drops the FILL
+ops and streams the real kernels, so laid out, into buffers after the flatbuffer.
 
 A marker the converter folded into something else (a following multiplication, a slice)
 is not found; ``litert_convert`` then converts again with that kernel real.
@@ -25,8 +24,6 @@ import numpy as np
 MARKER_BYTES = 1 << 20  # kernels from this size on go around the converter
 # float32 bit patterns of the markers: 1.25 + k * 2**-23, numbers no trained kernel fills
 _MARKER_BASE = 0x3FA00000
-_ALIGN = 64
-_OUTSIDE = b"outside flatbuffers"  # what the converter's large-model mode records
 
 # Keras layer class -> the variable that may be a marker
 MARKED_KERNELS = {"Dense": "kernel", "Conv2D": "kernel", "DepthwiseConv2D": "kernel",
@@ -152,72 +149,16 @@ def _layout_of(uses, layouts, keras_shape, shape):
     return perms.pop() if len(perms) == 1 else None
 
 
-def write_flatbuffer(model, placed: list[Placed], variables, path: str) -> None:
-    """Write ``model`` (a ``ModelT``) to ``path`` with every placed marker replaced by its
-    variable's data, stored after the flatbuffer (``Buffer.offset``: from the file's
-    start). Each kernel is laid out and written on its own, so at most one is copied."""
-    from ai_edge_litert import schema_py_generated as schema
-
-    slots = []  # (buffer index, placed)
-    for item in placed:
-        subgraph = model.subgraphs[item.subgraph]
-        buffer = schema.BufferT()
-        buffer.offset, buffer.size = 1, math.prod(item.shape) * 4  # offsets set below
-        model.buffers.append(buffer)
-        subgraph.tensors[item.tensor].buffer = len(model.buffers) - 1
-        slots.append((len(model.buffers) - 1, item))
-    for g, subgraph in enumerate(model.subgraphs):
-        fills = {item.fill for item in placed if item.subgraph == g and item.fill is not None}
-        subgraph.operators = [op for o, op in enumerate(subgraph.operators) if o not in fills]
-    _record_outside(model, schema)
-
-    sizing = _pack(model)  # offsets are fixed-size fields: only their values change
-    position = _aligned(len(sizing))
-    for index, item in slots:
-        model.buffers[index].offset = position
-        position = _aligned(position + model.buffers[index].size)
-    head = _pack(model)
-    if len(head) != len(sizing):
-        raise RuntimeError("the flatbuffer changed size when its buffer offsets were set")
-    with open(path, "wb") as handle:
-        handle.write(head)
-        for index, item in slots:
-            handle.write(b"\0" * (model.buffers[index].offset - handle.tell()))
-            _write_laid_out(handle, variables[item.variable], item.perm)
+def laid_out_writer(variable, perm):
+    """A function writing the variable's array transposed by ``perm`` to a file, in slices
+    of the first axis (a 400 MB kernel never needs a second 400 MB)."""
+    def write(handle):
+        laid_out = np.transpose(np.asarray(variable.value, dtype=np.float32), perm)
+        row_bytes = max(laid_out[0].nbytes, 1)
+        step = max(1, _CHUNK_BYTES // row_bytes)
+        for start in range(0, laid_out.shape[0], step):
+            handle.write(np.ascontiguousarray(laid_out[start:start + step], dtype="<f4"))
+    return write
 
 
 _CHUNK_BYTES = 16 << 20
-
-
-def _write_laid_out(handle, variable, perm) -> None:
-    """The variable's array transposed by ``perm``, written in slices of the first axis
-    (a 400 MB kernel never needs a second 400 MB)."""
-    laid_out = np.transpose(np.asarray(variable.value, dtype=np.float32), perm)
-    row_bytes = max(laid_out[0].nbytes, 1)
-    step = max(1, _CHUNK_BYTES // row_bytes)
-    for start in range(0, laid_out.shape[0], step):
-        handle.write(np.ascontiguousarray(laid_out[start:start + step], dtype="<f4"))
-
-
-def _record_outside(model, schema) -> None:
-    """The converter's marker for buffers outside the flatbuffer (metadata entry)."""
-    names = [m.name for m in (model.metadata or [])]
-    if b"buffer_location" in names or "buffer_location" in names:
-        return
-    buffer = schema.BufferT()
-    buffer.data = np.frombuffer(_OUTSIDE, np.uint8)
-    model.buffers.append(buffer)
-    entry = schema.MetadataT()
-    entry.name, entry.buffer = "buffer_location", len(model.buffers) - 1
-    model.metadata = (model.metadata or []) + [entry]
-
-
-def _pack(model) -> bytes:
-    import flatbuffers
-    builder = flatbuffers.Builder(1 << 16)
-    builder.Finish(model.Pack(builder), file_identifier=b"TFL3")
-    return bytes(builder.Output())
-
-
-def _aligned(position: int) -> int:
-    return -(-position // _ALIGN) * _ALIGN

@@ -1,0 +1,249 @@
+"""The LiteRT format: outputs by name whatever order LiteRT keeps, a dynamic batch, the
+large-kernel route around the converter, the conversion check catching a broken export,
+refusals by layer name. Golden nets against Caffe: tests/test_formats_golden.py."""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import pytest
+
+pytest.importorskip("ai_edge_litert")
+keras = pytest.importorskip("keras")
+if keras.backend.backend() != "tensorflow":
+    pytest.skip("the tflite format converts on the TensorFlow backend", allow_module_level=True)
+
+from caffe2keras.errors import ExportCheckError, OutputError, UnsupportedInFormatError  # noqa: E402
+from caffe2keras.formats import litert, litert_convert, litert_weights  # noqa: E402
+from caffe2keras.formats.base import output_names  # noqa: E402
+from caffe2keras.formats.check import check_artifact, keras_outputs  # noqa: E402
+from caffe2keras.formats.litert import LiteRTFormat, name_of_key, signature_key  # noqa: E402
+from caffe2keras.formats.write import write_artifact  # noqa: E402
+from caffe2keras.layers import GroupedConv2DTranspose, Slice  # noqa: E402
+
+FORMAT = LiteRTFormat()
+RNG = np.random.default_rng(7)
+
+
+def heads_model():
+    """Heads of equal shapes (two (N, 4)) and of different shapes ((N, 10), a feature map,
+    the two parts of a Slice, whose canonical names end in :0 and :1), listed so that
+    neither name order nor shape order is the model's order. H != W != C."""
+    data = keras.Input((9, 7, 3), name="data")
+    features = keras.layers.Conv2D(5, (3, 2), strides=(2, 1), name="conv")(data)
+    flat = keras.layers.Flatten(name="flat")(features)
+    landmarks = keras.layers.Dense(10, name="landmarks")(flat)
+    box = keras.layers.Dense(4, name="box")(flat)
+    score = keras.layers.Dense(4, name="a_score")(flat)
+    low, high = Slice(axis=-1, points=[2], name="split")(features)
+    return keras.Model(data, [landmarks, score, high, box, features, low], name="heads")
+
+
+def inputs_for(model, batch):
+    return {tensor.name: (RNG.standard_normal((batch, *tensor.shape[1:])) * 50).astype(np.float32)
+            for tensor in model.inputs}
+
+
+def assert_matches_keras(runner, model, batch, tolerance=1e-5):
+    feeds = inputs_for(model, batch)
+    expected = keras_outputs(model, feeds)
+    actual = runner.run(feeds)
+    assert sorted(actual) == sorted(expected)
+    for name, want in expected.items():
+        assert actual[name].shape == want.shape, name
+        scale = np.max(np.abs(want))
+        assert np.max(np.abs(actual[name] - want)) <= tolerance * scale, name
+
+
+@pytest.mark.parametrize("name", ["prob", "conv1/3x3_reduce", "split:1", "_x", "-y", "a.b",
+                                  "x y", "ü", "a.2e"])
+def test_signature_keys_are_tensorflow_names_and_round_trip(name):
+    key = signature_key(name)
+    assert all(c.isascii() and (c.isalnum() or c in "_-.") for c in key)
+    assert key[0].isalnum() or key[0] == "."
+    assert name_of_key(key) == name
+
+
+def test_several_outputs_come_back_by_name_at_any_batch(tmp_path):
+    model = heads_model()
+    path = str(tmp_path / "heads.tflite")
+    FORMAT.write(model, path)
+    runner = FORMAT.load(path)
+    assert runner.inputs == ["data"]
+    assert runner.outputs == output_names(model)
+    assert "split:0" in runner.outputs and "split:1" in runner.outputs
+    for batch in (1, 3):  # one file, one interpreter
+        assert_matches_keras(runner, model, batch)
+
+
+def test_the_batch_dimension_is_dynamic_in_the_file(tmp_path):
+    model = heads_model()
+    path = str(tmp_path / "heads.tflite")
+    FORMAT.write(model, path)
+    runner = FORMAT.load(path)
+    details = runner.signature.get_input_details()
+    assert [list(d["shape_signature"]) for d in details.values()] == [[-1, 9, 7, 3]]
+
+
+def test_write_artifact_checks_and_places_the_file(tmp_path):
+    model = heads_model()
+    path = tmp_path / "model.tflite"
+    checks = write_artifact(model, str(path), FORMAT)
+    assert {c.name for c in checks} == set(output_names(model))
+    assert all(c.passed and c.relative_error <= 1e-5 for c in checks)
+    assert os.listdir(tmp_path) == ["model.tflite"]
+
+
+def kernels_model():
+    """One layer of each kind whose kernel goes around the converter, a Dense whose kernel
+    the converter folds a following scale into (found lost, converted for real), and a
+    convolution with groups."""
+    data = keras.Input((11, 14, 6), name="data")
+    x = keras.layers.Conv2D(8, (3, 2), strides=(1, 2), name="conv")(data)
+    x = keras.layers.Conv2D(8, (1, 3), groups=2, name="grouped")(x)
+    x = keras.layers.DepthwiseConv2D((2, 3), depth_multiplier=2, name="depthwise")(x)
+    x = keras.layers.Conv2DTranspose(5, (3, 2), strides=(2, 1), name="up")(x)
+    y = GroupedConv2DTranspose(4, (2, 3), strides=(1, 2), name="grouped_up")(x)
+    flat = keras.layers.Flatten(name="flat")(y)
+    hidden = keras.layers.Dense(7, name="fc")(flat)
+    folded = keras.layers.Dense(6, use_bias=False, name="fc_scaled")(hidden)
+    folded = keras.layers.Rescaling(0.37, name="scaled")(folded)
+    model = keras.Model(data, [hidden, folded, y], name="kernels")
+    for variable in model.variables:  # not Keras' zero biases
+        variable.assign(RNG.standard_normal(variable.shape).astype(np.float32))
+    return model
+
+
+def test_every_known_kernel_layout_goes_around_the_converter(tmp_path, monkeypatch):
+    monkeypatch.setattr(litert_weights, "MARKER_BYTES", 0)
+    rounds, placed = [], []
+    convert, write = litert_convert.convert, litert_convert.write_model_file
+
+    def counting_convert(model, marked, *args):
+        rounds.append([v.path for v in marked])
+        return convert(model, marked, *args)
+
+    def recording_write(tree, path, inputs, outputs, found=(), *args):
+        placed.extend(found)
+        return write(tree, path, inputs, outputs, found, *args)
+
+    monkeypatch.setattr(litert_convert, "convert", counting_convert)
+    monkeypatch.setattr(litert_convert, "write_model_file", recording_write)
+    model = kernels_model()
+    path = str(tmp_path / "kernels.tflite")
+    FORMAT.write(model, path)
+    assert_matches_keras(FORMAT.load(path), model, 2)
+    assert_matches_keras(FORMAT.load(path), model, 1)
+    # the folded kernel was lost in the first round and converted for real in the second
+    assert len(rounds) == 2
+    assert "fc_scaled/kernel" in rounds[0] and "fc_scaled/kernel" not in rounds[1]
+    around = {item.variable for item in placed}
+    assert len(around) == len(rounds[1])
+    for name in ("conv", "grouped", "depthwise", "up", "fc"):
+        assert f"{name}/kernel" in rounds[1]
+    assert not [p for p in rounds[1] if p.startswith("grouped_up/")]  # not a known layer
+
+
+def test_kernels_around_the_converter_stay_outside_the_flatbuffer(tmp_path):
+    data = keras.Input((5, 4, 3), name="data")
+    flat = keras.layers.Flatten(name="flat")(data)
+    out = keras.layers.Dense(20000, name="wide")(flat)  # a 4.8 MB kernel
+    model = keras.Model(data, out)
+    path = str(tmp_path / "wide.tflite")
+    FORMAT.write(model, path)
+    from ai_edge_litert import schema_py_generated as schema
+    with open(path, "rb") as handle:
+        content = handle.read()
+    tree = schema.Model.GetRootAs(content, 0)
+    outside = [tree.Buffers(i) for i in range(tree.BuffersLength()) if tree.Buffers(i).Offset() > 1]
+    assert [b.Size() for b in outside] == [60 * 20000 * 4]
+    kernel = np.frombuffer(content, np.float32, 60 * 20000, outside[0].Offset())
+    np.testing.assert_array_equal(kernel.reshape(20000, 60),
+                                  model.get_layer("wide").kernel.numpy().T)
+    assert_matches_keras(FORMAT.load(path), model, 2)
+
+
+def test_a_perturbed_kernel_fails_the_check_naming_the_output(tmp_path, monkeypatch):
+    monkeypatch.setattr(litert_weights, "MARKER_BYTES", 0)
+    writer = litert_weights.laid_out_writer
+
+    def perturbed(variable, perm):
+        if variable.path == "box/kernel":
+            class Shifted:
+                path, value = variable.path, variable.numpy() + np.float32(0.01)
+            variable = Shifted
+        return writer(variable, perm)
+
+    monkeypatch.setattr(litert_weights, "laid_out_writer", perturbed)
+    model = heads_model()
+    target = tmp_path / "model.tflite"
+    with pytest.raises(ExportCheckError, match="output 'box'"):
+        write_artifact(model, str(target), FORMAT)
+    assert not target.exists() and os.listdir(tmp_path) == []
+
+
+def test_swapped_outputs_fail_the_check_naming_one_of_them(tmp_path, monkeypatch):
+    """Equal shapes, swapped names: only the values can tell."""
+    names = litert_convert.output_names
+
+    def swapped(model):
+        result = names(model)
+        i, j = result.index("box"), result.index("a_score")
+        result[i], result[j] = result[j], result[i]
+        return result
+
+    monkeypatch.setattr(litert_convert, "output_names", swapped)
+    model = heads_model()
+    path = str(tmp_path / "model.tflite")
+    FORMAT.write(model, path)
+    with pytest.raises(ExportCheckError, match="output '(box|a_score)'"):
+        check_artifact(FORMAT, model, path)
+
+
+def test_a_dilated_transposed_convolution_is_refused_by_name(tmp_path):
+    data = keras.Input((5, 7, 4), name="data")
+    y = GroupedConv2DTranspose(3, 3, strides=2, dilation_rate=2, name="deconv_dilated")(data)
+    model = keras.Model(data, keras.layers.Conv2D(2, 1, name="after")(y))
+    target = tmp_path / "model.tflite"
+    with pytest.raises(UnsupportedInFormatError, match="'deconv_dilated' "
+                       r"\(GroupedConv2DTranspose\): LiteRT's TRANSPOSE_CONV has no dilation"):
+        write_artifact(model, str(target), FORMAT)
+    assert os.listdir(tmp_path) == []
+
+
+@keras.saving.register_keras_serializable(package="caffe2keras_tests")
+class Determinant(keras.layers.Layer):
+    """A layer whose op (MatrixDeterminant) LiteRT has only as a Flex op."""
+
+    def call(self, x):
+        return keras.ops.expand_dims(keras.ops.det(x[..., 0]), -1)
+
+    def compute_output_shape(self, shape):
+        return (shape[0], 1)
+
+
+def test_an_op_without_a_builtin_is_refused_naming_its_layer(tmp_path):
+    data = keras.Input((3, 3, 2), name="data")
+    out = Determinant(name="det_1")(keras.layers.Conv2D(2, 1, name="conv")(data))
+    model = keras.Model(data, out)
+    with pytest.raises(UnsupportedInFormatError,
+                       match=r"'det_1' \(Determinant\): TensorFlow's MatrixDeterminant has no "
+                             "LiteRT builtin op"):
+        FORMAT.write(model, str(tmp_path / "model.tflite"))
+
+
+def test_a_missing_runtime_names_the_install_command(tmp_path, monkeypatch):
+    import importlib.util
+    find_spec = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec",
+                        lambda name, *a: None if name == "ai_edge_litert" else find_spec(name, *a))
+    with pytest.raises(OutputError, match=r"pip install 'caffe2keras\[export\]'"):
+        FORMAT.load(str(tmp_path / "model.tflite"))
+
+
+def test_a_file_from_elsewhere_is_refused(tmp_path):
+    path = tmp_path / "model.tflite"
+    path.write_bytes(b"not a flatbuffer at all")
+    with pytest.raises(OutputError, match="cannot load the LiteRT model"):
+        FORMAT.load(str(path))
