@@ -39,6 +39,7 @@ def export_saved_model(model, path: str) -> None:
     try:
         os.chmod(temporary, 0o777 & ~_umask())  # mkdtemp makes it private; a model is not
         model.export(temporary, verbose=False)
+        _write_names(model, temporary)
         if os.path.exists(target):
             old = tempfile.mkdtemp(prefix=f".{base}.old.", dir=folder)
             os.replace(target, os.path.join(old, base))
@@ -52,6 +53,18 @@ def export_saved_model(model, path: str) -> None:
         for leftover in (temporary, old):
             if leftover is not None and os.path.exists(leftover):
                 shutil.rmtree(leftover, ignore_errors=True)
+
+
+NAMES_FILE = "caffe2keras.json"  # beside saved_model.pb; TensorFlow Serving ignores it
+
+
+def _write_names(model, folder: str) -> None:
+    """The canonical input and output names (``formats.base``), in the order of the ``serve``
+    function's arguments and results, for ``caffe2keras verify`` and the tests."""
+    import json
+    from .formats.base import input_names, output_names
+    with open(os.path.join(folder, NAMES_FILE), "w") as names:
+        json.dump({"inputs": input_names(model), "outputs": output_names(model)}, names)
 
 
 def _umask() -> int:

@@ -2,23 +2,36 @@
 
 from __future__ import annotations
 
+import json
+import os
+
 import numpy as np
 
-from .base import Format, Runner, input_names, output_names
+from ..errors import OutputError
+from .base import Format, Runner
 
 
 class SavedModelRunner(Runner):
+    """The ``serve`` function Keras exports: positional inputs and results in the model's
+    order, named by the file ``export.py`` writes beside ``saved_model.pb``."""
+
     def __init__(self, path):
         import tensorflow as tf
-        self.loaded = tf.saved_model.load(path)
-        self.serve = self.loaded.signatures["serving_default"]
-        self.inputs = sorted(self.serve.structured_input_signature[1])
-        self.outputs = list(self.serve.structured_outputs)
+        from ..export import NAMES_FILE
+        names_file = os.path.join(path, NAMES_FILE)
+        if not os.path.isfile(names_file):
+            raise OutputError(f"{path}: no {NAMES_FILE}: not a SavedModel written by caffe2keras")
+        with open(names_file) as names:
+            names = json.load(names)
+        self.inputs, self.outputs = names["inputs"], names["outputs"]
+        self.serve = tf.saved_model.load(path).serve
 
     def run(self, feeds):
-        import tensorflow as tf
-        results = self.serve(**{name: tf.constant(feeds[name]) for name in self.inputs})
-        return {name: np.asarray(value) for name, value in results.items()}
+        values = [feeds[name] for name in self.inputs]  # one argument: the list, or the tensor
+        results = self.serve(values if len(values) > 1 else values[0])
+        if len(self.outputs) == 1:
+            results = [results]
+        return {name: np.asarray(value) for name, value in zip(self.outputs, results)}
 
 
 class SavedModelFormat(Format):
@@ -36,5 +49,3 @@ class SavedModelFormat(Format):
     def load(self, path):
         return SavedModelRunner(path)
 
-
-__all__ = ["SavedModelFormat", "input_names", "output_names"]
