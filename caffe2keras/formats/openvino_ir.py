@@ -29,7 +29,9 @@ class OpenVINORunner(Runner):
         except RuntimeError as error:
             raise OutputError(f"{path}: OpenVINO cannot load the model: {error}") from None
         self.inputs = [port.get_any_name() for port in self.compiled.inputs]
-        self.outputs = [port.get_any_name() for port in self.compiled.outputs]
+        # a tensor that is several outputs of the model carries each of their names
+        self.outputs = sorted({name for port in self.compiled.outputs
+                               for name in port.get_names()})
         self._request = self.compiled.create_infer_request()
         from .openvino_f32 import below_float32
         narrow = below_float32(self.compiled)
@@ -40,7 +42,8 @@ class OpenVINORunner(Runner):
     def run(self, feeds):
         results = self._request.infer({name: np.ascontiguousarray(feeds[name], np.float32)
                                        for name in self.inputs})
-        return {port.get_any_name(): np.array(value) for port, value in results.items()}
+        return {name: np.array(value) for port, value in results.items()
+                for name in port.get_names()}
 
 
 class OpenVINOFormat(Format):

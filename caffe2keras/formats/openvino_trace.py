@@ -69,18 +69,22 @@ def _name_inputs(converted, names: list[str]) -> None:
 
 
 def _name_outputs(converted, traced: list[str], canonical: list[str]) -> None:
+    """Each output tensor named by the canonical names of the model outputs it is (one
+    tensor is several outputs when layers are identities, Dropout after ReLU say)."""
     # The frontend also returns what ops inside the graph compute but nothing reads (the
     # last round of a top-k loop, say); only the traced outputs are the model's.
     for result in converted.get_results():
         if not set(traced) & set(result.output(0).get_names()):
             converted.remove_result(result)
-    by_name = {name: port for port in converted.outputs for name in port.get_names()}
-    missing = [name for name in traced if name not in by_name]
-    if missing or len(converted.outputs) != len(traced):
-        raise OutputError(f"OpenVINO's TensorFlow frontend returned outputs "
-                          f"{[sorted(p.get_names()) for p in converted.outputs]} for {traced}")
-    for tf_name, name in zip(traced, canonical):
-        by_name[tf_name].get_tensor().set_names({name})
+    carried = [set(traced) & set(result.output(0).get_names())
+               for result in converted.get_results()]
+    missing = set(traced) - set().union(*carried)
+    if missing:
+        raise OutputError(f"OpenVINO's TensorFlow frontend lost outputs {sorted(missing)} "
+                          f"of {traced}")
+    canonical_of = dict(zip(traced, canonical))
+    for result, names in zip(converted.get_results(), carried):
+        result.output(0).get_tensor().set_names({canonical_of[name] for name in names})
 
 
 def _refusal(model, message: str) -> Exception:
