@@ -220,8 +220,8 @@ def test_normalize(tmp_path, layout, across_spatial, channel_shared):
 
 
 def test_normalize_2d(tmp_path):
-    model = single(Normalize(across_spatial=False, channel_shared=False), (6,), weights=rng_weights([(6,)]))
-    assert_matches(model, tmp_path)
+    layer = Normalize(across_spatial=False, channel_shared=False)
+    assert_matches(single(layer, (6,), weights=rng_weights([(6,)])), tmp_path)
 
 
 @pytest.mark.parametrize("layout", LAYOUTS)
@@ -283,6 +283,12 @@ def test_caffe_pooling(tmp_path, layout, pool, size, kernel, stride, pad, ceil):
 ])
 def test_interp(tmp_path, layout, config):
     assert_matches(single(Interp(**config), (5, 8, 3), layout), tmp_path)
+
+
+def test_interp_with_a_reference_input(tmp_path):
+    x, reference = keras.Input((5, 8, 3)), keras.Input((9, 13, 2))
+    out = Interp(height=9, width=13)([channels_first(x, "nchw"), reference])
+    assert_matches(keras.Model([x, reference], out), tmp_path)
 
 
 # --- shape layers ---------------------------------------------------------------------------
@@ -396,7 +402,8 @@ def test_prior_box(tmp_path):
 def ssd_head(share_location=True, **config):
     """PriorBox priors, locations through tanh (bounded, so the writer's random probe gives
     finite boxes) and the class scores as fed: DetectionOutput([loc, conf, priors])."""
-    feature, image = keras.Input((*FEATURE, 2), name="feature"), keras.Input((*IMAGE, 3), name="image")
+    feature = keras.Input((*FEATURE, 2), name="feature")
+    image = keras.Input((*IMAGE, 3), name="image")
     loc_classes = 1 if share_location else CLASSES
     loc = keras.Input((PRIORS * loc_classes * 4,), name="loc")
     conf = keras.Input((PRIORS * CLASSES,), name="conf")

@@ -70,48 +70,27 @@ def detection_output(layer, g, inputs, outputs):
     num_priors = g.shape(priors_tensor)[2] // 4
     rows = g.shape(outputs[0])[1]
     labels = [c for c in range(layer.num_classes) if c != layer.background_label_id]
-    classes = len(labels)
     m = num_priors if layer.top_k <= -1 else min(layer.top_k, num_priors)
     conf = g.value(conf_tensor, "keras")
-    # image index of each item, (N, 1, 1), from the data: the batch is dynamic
-    count = squeeze(g, batch_size(g, conf), [0])
-    image = g.op("Cast", g.op("Range", scalar_i64(g, 0), count, scalar_i64(g, 1)), to=FLOAT)
-    image = g.op("Reshape", image, i64(g, [-1, 1, 1]))
-    if classes * m == 0:  # nothing can be detected: padding rows only
+    image = _image_index(g, conf)
+    if len(labels) * m == 0:  # nothing can be detected: padding rows only
         shape = g.op("Concat", batch_size(g, conf), i64(g, [rows, 6]), axis=0)
         g.set(outputs[0], _with_image_index(g, image, g.op("Expand", f32(g, -1.0), shape)))
         return
-
-    loc_classes = 1 if layer.share_location else layer.num_classes
-    loc = g.op("Reshape", g.value(loc_tensor, "keras"), i64(g, [-1, num_priors, loc_classes, 4]))
-    conf = g.op("Reshape", conf, i64(g, [-1, num_priors, layer.num_classes]))
-    priors = g.op("Reshape", g.value(priors_tensor, "keras"), i64(g, [-1, 2, num_priors, 1, 4]))
-    prior = g.op("Gather", priors, scalar_i64(g, 0), axis=1)
-    variance = g.op("Gather", priors, scalar_i64(g, 1), axis=1)
-    boxes = _stack_last(g, _decode(layer, g, loc, prior, variance))  # (N, P, L, 4)
-    boxes = g.op("Transpose", boxes, perm=[0, 2, 1, 3])  # (N, L, P, 4)
-    if layer.share_location:  # the same boxes for every class
-        shape = g.op("Concat", batch_size(g, conf), i64(g, [classes, num_priors, 4]), axis=0)
-        boxes = g.op("Expand", boxes, shape)
-    else:
-        boxes = g.op("Gather", boxes, i64(g, labels), axis=1)
-    scores = g.op("Transpose", g.op("Gather", conf, i64(g, labels), axis=2), perm=[0, 2, 1])
+    boxes, scores = _per_class(layer, g, g.value(loc_tensor, "keras"), conf,
+                               g.value(priors_tensor, "keras"), num_priors, labels)
 
     # candidates: score > threshold, stably sorted by descending score, top_k kept
     threshold = f32(g, layer.confidence_threshold)
-    inf = f32(g, np.inf)
-    key = g.op("Where", g.op("Greater", scores, threshold), g.op("Neg", scores), inf)
+    key = g.op("Where", g.op("Greater", scores, threshold), g.op("Neg", scores), f32(g, np.inf))
     order = stable_smallest(g, key, num_priors, m)  # (N, C', M)
     scores = g.op("GatherElements", scores, order, axis=2)
     valid = g.op("Greater", scores, threshold)
-    box_order = g.op("Expand", unsqueeze(g, order, [-1]),
-                     g.op("Concat", g.op("Shape", order), i64(g, [4]), axis=0))
-    boxes = g.op("GatherElements", boxes, box_order, axis=2)  # (N, C', M, 4)
+    boxes = g.op("GatherElements", boxes, _for_boxes(g, order), axis=2)  # (N, C', M, 4)
     coords = [_coordinate(g, boxes, i) for i in range(4)]
-    sizes = _box_size(g, coords)
-    kept = greedy_nms(g, coords, sizes, valid, m, layer.nms_threshold, layer.eta)
+    kept = greedy_nms(g, coords, _box_size(g, coords), valid, m, layer.nms_threshold, layer.eta)
 
-    total = classes * m
+    total = len(labels) * m
     kept = g.op("Reshape", kept, i64(g, [-1, total]))
     scores = g.op("Reshape", scores, i64(g, [-1, total]))
     if layer.keep_top_k > -1:
@@ -119,6 +98,39 @@ def detection_output(layer, g, inputs, outputs):
     found = _rows(g, kept, scores, g.op("Reshape", boxes, i64(g, [-1, total, 4])),
                   np.repeat(labels, m), rows)
     g.set(outputs[0], _with_image_index(g, image, found))
+
+
+def _image_index(g, conf: str) -> str:
+    """Each item's index in the batch, float (N, 1, 1), from the data: the batch is dynamic."""
+    count = squeeze(g, batch_size(g, conf), [0])
+    image = g.op("Cast", g.op("Range", scalar_i64(g, 0), count, scalar_i64(g, 1)), to=FLOAT)
+    return g.op("Reshape", image, i64(g, [-1, 1, 1]))
+
+
+def _per_class(layer, g, loc: str, conf: str, priors: str, num_priors: int, labels):
+    """The decoded boxes (N, C', P, 4) and scores (N, C', P) of the non-background classes."""
+    loc_classes = 1 if layer.share_location else layer.num_classes
+    loc = g.op("Reshape", loc, i64(g, [-1, num_priors, loc_classes, 4]))
+    conf = g.op("Reshape", conf, i64(g, [-1, num_priors, layer.num_classes]))
+    priors = g.op("Reshape", priors, i64(g, [-1, 2, num_priors, 1, 4]))
+    prior = g.op("Gather", priors, scalar_i64(g, 0), axis=1)
+    variance = g.op("Gather", priors, scalar_i64(g, 1), axis=1)
+    boxes = _stack_last(g, _decode(layer, g, loc, prior, variance))  # (N, P, L, 4)
+    boxes = g.op("Transpose", boxes, perm=[0, 2, 1, 3])  # (N, L, P, 4)
+    if layer.share_location:  # the same boxes for every class
+        shape = g.op("Concat", batch_size(g, conf), i64(g, [len(labels), num_priors, 4]),
+                     axis=0)
+        boxes = g.op("Expand", boxes, shape)
+    else:
+        boxes = g.op("Gather", boxes, i64(g, labels), axis=1)
+    scores = g.op("Transpose", g.op("Gather", conf, i64(g, labels), axis=2), perm=[0, 2, 1])
+    return boxes, scores
+
+
+def _for_boxes(g, index: str) -> str:
+    """An index (..., K) repeated for the 4 coordinates: (..., K, 4), for GatherElements."""
+    shape = g.op("Concat", g.op("Shape", index), i64(g, [4]), axis=0)
+    return g.op("Expand", unsqueeze(g, index, [-1]), shape)
 
 
 def _box_size(g, coords: list[str]) -> str:
@@ -156,8 +168,6 @@ def _rows(g, kept: str, scores: str, boxes: str, labels, rows: int) -> str:
     present = unsqueeze(g, g.op("Less", ranked, i64(g, total)), [-1])  # (N, rows, 1)
     label = g.op("Gather", g.const(np.asarray(labels, dtype=np.float32)), chosen)
     score = g.op("GatherElements", scores, chosen, axis=1)
-    box_index = g.op("Expand", unsqueeze(g, chosen, [-1]),
-                     g.op("Concat", g.op("Shape", chosen), i64(g, [4]), axis=0))
-    box = g.op("GatherElements", boxes, box_index, axis=1)
+    box = g.op("GatherElements", boxes, _for_boxes(g, chosen), axis=1)
     found = g.op("Concat", unsqueeze(g, label, [-1]), unsqueeze(g, score, [-1]), box, axis=-1)
     return g.op("Where", present, found, f32(g, -1.0))

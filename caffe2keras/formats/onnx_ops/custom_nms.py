@@ -3,7 +3,9 @@
 Stable sort: ONNX's TopK promises the lower index first among equal keys, but OpenVINO's
 ONNX frontend does not keep that promise. ``stable_smallest`` therefore sorts once by key,
 numbers the runs of equal keys, and sorts again by (run, index), which has no ties: the
-result is the stable order on any runtime.
+result is the stable order on any runtime. The (run, position) keys are below n^2, and
+OpenVINO's CPU plugin computes int64 in int32: exact there for n <= 46340 entries per sort
+(SSD300 sorts 8732 priors, SSD512 24564).
 
 Greedy NMS: an ONNX Loop over the M sorted candidates of every (image, class) at once, the
 layer's ``fori_loop`` step for step: candidate j is kept when it is valid and its Jaccard
