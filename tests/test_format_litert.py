@@ -77,6 +77,18 @@ def test_several_outputs_come_back_by_name_at_any_batch(tmp_path):
         assert_matches_keras(runner, model, batch)
 
 
+def test_inputs_keep_the_model_order_and_an_input_can_be_an_output(tmp_path):
+    data = keras.Input((4, 3, 2), name="data")
+    aux = keras.Input((5,), name="aux")  # sorts before "data"
+    conv = keras.layers.Conv2D(3, 1, name="conv")(data)
+    model = keras.Model([data, aux], [conv, data, keras.layers.Dense(2, name="fc")(aux)])
+    path = str(tmp_path / "two.tflite")
+    FORMAT.write(model, path)
+    runner = FORMAT.load(path)
+    assert (runner.inputs, runner.outputs) == (["data", "aux"], ["conv", "data", "fc"])
+    assert_matches_keras(runner, model, 2, tolerance=1e-6)
+
+
 def test_the_batch_dimension_is_dynamic_in_the_file(tmp_path):
     model = heads_model()
     path = str(tmp_path / "heads.tflite")

@@ -122,6 +122,7 @@ class LiteRTFormat(Format):
             raise OutputError(f"{path}: the tflite format needs the TensorFlow backend "
                               f"(KERAS_BACKEND=tensorflow); this is {keras.backend.backend()}")
         require("tensorflow", "TensorFlow")
+        require("ai_edge_litert", "ai-edge-litert")  # its flatbuffer schema writes the file
         scratch = tempfile.mkdtemp(prefix=".tflite-export.",
                                    dir=os.path.dirname(os.path.abspath(path)))
         try:
