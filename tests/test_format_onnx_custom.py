@@ -399,15 +399,15 @@ def test_prior_box(tmp_path):
     assert_matches(model, tmp_path, exact=True)
 
 
-def ssd_head(share_location=True, **config):
+def ssd_head(share_location=True, classes=CLASSES, **config):
     """PriorBox priors, locations through tanh (bounded, so the writer's random probe gives
     finite boxes) and the class scores as fed: DetectionOutput([loc, conf, priors])."""
     feature = keras.Input((*FEATURE, 2), name="feature")
     image = keras.Input((*IMAGE, 3), name="image")
-    loc_classes = 1 if share_location else CLASSES
+    loc_classes = 1 if share_location else classes
     loc = keras.Input((PRIORS * loc_classes * 4,), name="loc")
-    conf = keras.Input((PRIORS * CLASSES,), name="conf")
-    detections = DetectionOutput(num_classes=CLASSES, share_location=share_location, **config)(
+    conf = keras.Input((PRIORS * classes,), name="conf")
+    detections = DetectionOutput(num_classes=classes, share_location=share_location, **config)(
         [keras.layers.Activation("tanh")(loc), conf, priors_of(feature, image)])
     return keras.Model([feature, image, loc, conf], detections)
 
@@ -474,6 +474,14 @@ def test_detection_output(tmp_path, name):
         if batch == 3:
             assert_detections_exercised(want, expected)
         assert_detections_match(want, runner.run(feeds)[model.output_names[0]], f"batch {batch}")
+
+
+def test_detection_output_of_the_background_class_only(tmp_path):
+    """No class to detect: one padding row per image."""
+    model = ssd_head(classes=1)
+    assert_matches(model, tmp_path, detection_feeds, exact=True)
+    padding = keras_outputs(model, detection_feeds(model, 3))[model.output_names[0]]
+    np.testing.assert_array_equal(padding[:, 0, 0], [0, 1, 2])
 
 
 def test_detection_output_nms_suppresses_and_eta_matters(tmp_path):
