@@ -1,15 +1,17 @@
 """A LiteRT (TensorFlow Lite) flatbuffer, run by ai-edge-litert's Interpreter.
 
-Writing: the Keras model (TensorFlow backend) is traced into one ``tf.function`` whose
-inputs and outputs are keyed by the model's canonical names, saved as a SavedModel and
+Writing (``litert_convert``): the Keras model (TensorFlow backend) is traced into one
+``tf.function`` whose inputs and outputs are keyed by the model's canonical names and
 converted by TensorFlow's converter with builtin ops only (no Flex ops: a user's runtime
-does not have them), float32, no optimisation. An op the converter cannot express becomes
-UnsupportedInFormatError naming the Keras layer it came from.
+does not have them), float32, no optimisation. Large kernels go around the converter
+(``litert_weights``, ``litert_file``). An op the converter cannot lower becomes
+UnsupportedInFormatError naming the Keras layer it came from (``litert_errors``).
 
 Running: ``Interpreter(model_path=...)`` with its defaults (XNNPACK on) and the model's one
 signature. LiteRT orders a model's outputs its own way, so outputs are read by signature
 key, never by position: the keys are the canonical names, escaped into the characters
-TensorFlow accepts (``signature_key``) and unescaped on the way back.
+TensorFlow accepts (``signature_key``) and unescaped on the way back; the file records the
+Keras model's input and output order.
 """
 
 from __future__ import annotations
@@ -68,10 +70,12 @@ class LiteRTRunner(Runner):
     def __init__(self, path: str):
         require("ai_edge_litert", "ai-edge-litert")
         from ai_edge_litert.interpreter import Interpreter
+        from .litert_errors import quiet_stderr
         from .litert_file import read_io_names
 
         try:
-            self.interpreter = Interpreter(model_path=path)
+            with quiet_stderr():
+                self.interpreter = Interpreter(model_path=path)
         except (ValueError, RuntimeError) as error:
             raise OutputError(f"{path}: cannot load the LiteRT model: {error}") from None
         signatures = self.interpreter.get_signature_list()
@@ -102,8 +106,9 @@ class LiteRTFormat(Format):
     extensions = (".tflite",)
     description = "LiteRT flatbuffer"
     runtime = "ai-edge-litert"
-    batch = ("dynamic (shape signature -1): the signature runner resizes the inputs to the "
-             "batch it is given")
+    batch = ("dynamic: the input's shape signature is -1 there; a signature runner "
+             "(interpreter.get_signature_runner()) resizes the inputs to the batch it is given, "
+             "else interpreter.resize_tensor_input then allocate_tensors")
 
     def unsupported(self, model):
         refused = []

@@ -5,12 +5,10 @@ are traced as markers and written around the converter (``litert_weights``)."""
 
 from __future__ import annotations
 
-import contextlib
 import os
-import sys
 
 from .base import input_names, output_names
-from .litert_errors import converter_failure
+from .litert_errors import converter_failure, quiet_stderr
 from .litert_file import write_model_file
 from .litert_weights import find_markers, markable, marker_value
 
@@ -54,21 +52,6 @@ def convert(model, marked: list, folder: str, key) -> bytes:
             return converter.convert()
     except Exception as error:  # the converter raises its own ConverterError and others
         raise converter_failure(model, error) from None
-
-
-@contextlib.contextmanager
-def quiet_stderr():
-    """The converter's C++ side prints every failing op with its MLIR location to file
-    descriptor 2; what matters of it comes back in the exception, so hide the rest."""
-    sys.stderr.flush()
-    saved = os.dup(2)
-    try:
-        with open(os.devnull, "wb") as sink:
-            os.dup2(sink.fileno(), 2)
-            yield
-    finally:
-        os.dup2(saved, 2)
-        os.close(saved)
 
 
 def save_for_conversion(model, marked: list, folder: str, key) -> None:

@@ -1,4 +1,5 @@
-"""A failed LiteRT conversion as one caffe2keras error, naming the Keras layers at fault.
+"""A failed LiteRT conversion as one caffe2keras error, naming the Keras layers at fault
+(and the C++ side's own printing kept off the terminal).
 
 TensorFlow's converter reports each op it could not lower with the op's location: the
 name scope of the traced graph, e.g. ``functional_1/deconv_1/conv_transpose@__inference_...``,
@@ -8,7 +9,10 @@ tracing. ``layer_of`` walks that path back to the model's layer names.
 
 from __future__ import annotations
 
+import contextlib
+import os
 import re
+import sys
 
 from ..errors import OutputError, UnsupportedInFormatError
 
@@ -63,3 +67,19 @@ def _error_code_name(item) -> str:
         return type(item).ErrorCode.Name(item.error_code)
     except (AttributeError, ValueError):
         return ""
+
+
+@contextlib.contextmanager
+def quiet_stderr():
+    """Hide what TensorFlow's and LiteRT's C++ sides print to file descriptor 2 (every
+    failing op with its MLIR location, "Created TensorFlow Lite XNNPACK delegate"): what
+    matters of it comes back in the exception."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    try:
+        with open(os.devnull, "wb") as sink:
+            os.dup2(sink.fileno(), 2)
+            yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)

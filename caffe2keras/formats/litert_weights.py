@@ -22,8 +22,9 @@ from dataclasses import dataclass
 import numpy as np
 
 MARKER_BYTES = 1 << 20  # kernels from this size on go around the converter
-# float32 bit patterns of the markers: 1.25 + k * 2**-23, numbers no trained kernel fills
-_MARKER_BASE = 0x3FA00000
+# float32 bit patterns of the markers: about 1.2361 + k * 2**-23 (the golden ratio's bits,
+# not a round number a real constant could be made of)
+_MARKER_BASE = 0x3F9E3779
 
 # Keras layer class -> the variable that may be a marker
 MARKED_KERNELS = {"Dense": "kernel", "Conv2D": "kernel", "DepthwiseConv2D": "kernel",
