@@ -5,11 +5,14 @@ The function's inputs carry the canonical input names and a free batch dimension
 its outputs is matched to the OpenVINO output it became through the TensorFlow tensor
 name, and renamed to the canonical output name, so the IR's outputs are found by name.
 
-An op the frontend cannot convert is reported by the Keras layer it came from: TensorFlow
-names every op inside a layer's call ``<model>/<layer>/...``.
+An op the frontend cannot convert is reported by the Keras layer it came from: the
+frontend names the op types it has no rule for, and TensorFlow names every op inside a
+layer's call ``<model>/<layer>_<k>/...``.
 """
 
 from __future__ import annotations
+
+import re
 
 from ..errors import OutputError, UnsupportedInFormatError
 from .base import input_names, output_names
@@ -54,7 +57,7 @@ def convert(model):
     try:
         converted = ov.convert_model(function)
     except Exception as error:  # the frontend raises its own OpConversionFailure & co.
-        raise _refusal(model, str(error)) from None
+        raise _refusal(model, function, str(error)) from None
     _name_inputs(converted, input_names(model))
     _name_outputs(converted, [tensor.name for tensor in function.outputs], output_names(model))
     return converted
@@ -87,18 +90,30 @@ def _name_outputs(converted, traced: list[str], canonical: list[str]) -> None:
         result.output(0).get_tensor().set_names({canonical_of[name] for name in names})
 
 
-def _refusal(model, message: str) -> Exception:
-    """UnsupportedInFormatError naming the Keras layers whose ops the message names, or an
-    OutputError with the frontend's message when it names none."""
-    lines = [line.strip() for line in message.splitlines() if line.strip()]
-    named = []
-    for layer in model.layers:
-        if any(f"/{layer.name}/" in line or f"/{layer.name}_1/" in line for line in lines):
-            named.append(layer)
-    reason = next((line for line in lines if "conversion" in line.lower()), lines[-1] if lines
-                  else "the TensorFlow frontend failed")
-    if not named:
-        return OutputError(f"{FORMAT}: OpenVINO's TensorFlow frontend failed: {reason}")
-    return UnsupportedInFormatError(FORMAT, [(layer.name, type(layer).__name__,
-                                              f"OpenVINO cannot convert its TensorFlow ops "
-                                              f"({reason})") for layer in named])
+_NO_RULE = re.compile(r"No conversion rule found for operations: ([^\n]+)")
+
+
+def _refusal(model, function, message: str) -> Exception:
+    """UnsupportedInFormatError naming the Keras layers holding the ops the frontend has no
+    rule for; an OutputError with the frontend's message when it names none."""
+    found = _NO_RULE.search(message)
+    missing = {kind.strip() for kind in found.group(1).split(",")} if found else set()
+    graph = function.graph.as_graph_def()
+    nodes = list(graph.node) + [node for f in graph.library.function for node in f.node_def]
+    layers = {layer.name: layer for layer in model.layers}
+    refused = {}
+    for node in nodes:
+        if node.op in missing:
+            for part in node.name.split("/"):
+                layer = layers.get(part) or layers.get(re.sub(r"_\d+$", "", part))
+                if layer is not None:
+                    refused.setdefault(layer.name, (type(layer).__name__, set()))[1].add(node.op)
+                    break
+    if not refused:
+        lines = message.strip().splitlines() or ["no message"]
+        summary = found.group(0) if found else lines[-1]
+        return OutputError(f"{FORMAT}: OpenVINO's TensorFlow frontend failed: {summary}")
+    return UnsupportedInFormatError(FORMAT, [
+        (name, kind, f"OpenVINO has no conversion for the TensorFlow op(s) "
+                     f"{', '.join(sorted(ops))} it computes with")
+        for name, (kind, ops) in refused.items()])
