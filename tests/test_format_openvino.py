@@ -100,6 +100,22 @@ def test_several_outputs_come_back_by_name_at_any_batch(tmp_path):
         assert largest_error(expected, actual) <= 1e-5
 
 
+def test_inputs_keep_the_model_order_and_an_input_can_be_an_output(tmp_path):
+    data = keras.Input((4, 3, 2), name="data")
+    aux = keras.Input((5,), name="aux")  # sorts before "data"
+    conv = keras.layers.Conv2D(3, 1, name="conv")(data)
+    model = randomized(keras.Model([data, aux], [conv, data,
+                                                 keras.layers.Dense(2, name="fc")(aux)]))
+    path = str(tmp_path / "two.xml")
+    FORMAT.write(model, path)
+    runner = FORMAT.load(path)
+    assert (runner.inputs, sorted(runner.outputs)) == (["data", "aux"], ["conv", "data", "fc"])
+    feeds = inputs_for(model, 2)
+    actual = runner.run(feeds)
+    assert largest_error(keras_outputs(model, feeds), actual) <= 1e-6
+    assert np.array_equal(actual["data"], feeds["data"])
+
+
 def test_the_batch_dimension_is_dynamic_in_the_file(tmp_path):
     model = heads_model()
     path = str(tmp_path / "heads.xml")

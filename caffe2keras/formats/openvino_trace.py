@@ -77,10 +77,9 @@ def _name_outputs(converted, traced: list[str], canonical: list[str]) -> None:
     # The frontend also returns what ops inside the graph compute but nothing reads (the
     # last round of a top-k loop, say); only the traced outputs are the model's.
     for result in converted.get_results():
-        if not set(traced) & set(result.output(0).get_names()):
+        if not set(traced) & _names_of(result):
             converted.remove_result(result)
-    carried = [set(traced) & set(result.output(0).get_names())
-               for result in converted.get_results()]
+    carried = [set(traced) & _names_of(result) for result in converted.get_results()]
     missing = set(traced) - set().union(*carried)
     if missing:
         raise OutputError(f"OpenVINO's TensorFlow frontend lost outputs {sorted(missing)} "
@@ -88,6 +87,12 @@ def _name_outputs(converted, traced: list[str], canonical: list[str]) -> None:
     canonical_of = dict(zip(traced, canonical))
     for result, names in zip(converted.get_results(), carried):
         result.output(0).get_tensor().set_names({canonical_of[name] for name in names})
+
+
+def _names_of(result) -> set[str]:
+    """The TensorFlow names a result carries: its tensor's, and its own (a result that
+    returns an input as it is has only the input's tensor name)."""
+    return set(result.output(0).get_names()) | {result.get_friendly_name()}
 
 
 _NO_RULE = re.compile(r"No conversion rule found for operations: ([^\n]+)")
