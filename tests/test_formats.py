@@ -147,6 +147,11 @@ def test_compare_outputs_is_relative_per_output_and_item():
         compare_outputs(want, {"a": want["a"]})
     nan = compare_outputs(want, {"a": want["a"] * np.nan, "b": want["b"]})
     assert not nan[0].passed
+    # the same overflow on both sides agrees; a different one does not
+    inf = {"d": np.array([[np.inf, 2.0, np.nan], [-np.inf, 1.0, 3.0]])}
+    assert compare_outputs(inf, {"d": inf["d"].copy()})[0].relative_error == 0.0
+    assert not compare_outputs(inf, {"d": inf["d"] * [[-1, 1, 1], [1, 1, 1]]})[0].passed
+    assert not compare_outputs(inf, {"d": np.nan_to_num(inf["d"])})[0].passed
     # the small item is judged by its own scale, not the large one's
     two = {"c": np.array([[1000.0, 1.0], [0.002, 0.001]])}
     skewed = compare_outputs(two, {"c": two["c"] + [[0.0, 0.0], [0.0, 0.0001]]})[0]
