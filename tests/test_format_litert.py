@@ -259,3 +259,15 @@ def test_a_file_from_elsewhere_is_refused(tmp_path):
     path.write_bytes(b"not a flatbuffer at all")
     with pytest.raises(OutputError, match="cannot load the LiteRT model"):
         FORMAT.load(str(path))
+
+
+@pytest.mark.parametrize("name", ["caffenet", "googlenet", "super_resolution", "mobilenet_v1"])
+def test_golden_nets_with_every_kernel_around_the_converter(name, monkeypatch):
+    """Grouped, 1x1 and 5x5, transposed and depthwise kernels, and kernels a following
+    BatchNorm folds into (converted for real): every blob still matches real Caffe."""
+    from test_formats_golden import FIXTURES, check_against_caffe
+
+    monkeypatch.setattr(litert_weights, "MARKER_BYTES", 0)
+    folder = FIXTURES / name
+    check_against_caffe("tflite", folder / "deploy.prototxt", folder / "weights.caffemodel",
+                        folder / "golden.npz")
