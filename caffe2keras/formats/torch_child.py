@@ -1,15 +1,16 @@
-"""The child process of the torch format: a saved Keras model -> a ``torch.export`` program.
+"""The export process of the torch format: a Keras model -> a ``torch.export`` program.
 
 Keras fixes its backend when it is imported and the conversion runs on TensorFlow, so the
-parent (``torch_program.py``) saves the model to a ``.keras`` file and runs this module with
-``KERAS_BACKEND=torch``::
+parent (``torch_program.py``) starts this module with ``KERAS_BACKEND=torch``::
 
-    python -m caffe2keras.formats.torch_child REQUEST.json
+    python -m caffe2keras.formats.torch_child
 
-The request (JSON) names the ``.keras`` file, the ``.pt2`` to write, the result file, the
-canonical input and output names, and the modules (with the parent's ``sys.path``) that
-define layer classes of the model from outside Keras and caffe2keras. The child never prints what the parent needs: it writes a
-result JSON, one of
+It imports torch and Keras first (seconds, while the parent writes the model out, see
+``torch_transfer.py``), then reads one JSON request line from stdin: the model's folder,
+the ``.pt2`` to write, the result file, the canonical input and output names, and the
+modules (with the parent's ``sys.path``) that define layer classes of the model outside
+Keras and caffe2keras. Its own output goes to a log the parent keeps to itself; what the
+parent needs is in the result file (JSON), one of
 
 * ``{"status": "ok"}``;
 * ``{"status": "layer", "layer": name, "class": class, "reason": text}`` when tracing failed
@@ -31,27 +32,50 @@ EXAMPLE_BATCH = 2  # torch.export fixes a dimension traced at size 1, so trace a
 MAX_BATCH = 1 << 20  # the bound torch.export wants on a dynamic dimension
 
 
-class ExportedModel:
-    """Builds the ``torch.nn.Module`` that is exported: positional inputs in the Keras
-    model's input order, a tuple of outputs in its output order (made in ``module()``, so
-    that this file imports torch only in the child)."""
+def parameter_names(paths: list[str]) -> list[str]:
+    """Keras variable paths ("conv1/kernel") as torch parameter names, which cannot hold '.'."""
+    names, taken = [], set()
+    for path in paths:
+        name, suffix = path.replace(".", "_"), 1
+        while name in taken:
+            suffix += 1
+            name = f"{path.replace('.', '_')}_{suffix}"
+        taken.add(name)
+        names.append(name)
+    return names
 
-    @staticmethod
-    def module(model):
-        import torch
 
-        class KerasProgram(torch.nn.Module):
-            def __init__(self, model):
-                super().__init__()
-                self.model = model  # a torch Module on the torch backend: its weights come along
-                self.several_inputs = len(model.inputs) > 1
+def program_module(model):
+    """The ``torch.nn.Module`` that is exported: positional inputs in the Keras model's
+    input order, a tuple of outputs in its output order, the Keras variables as its
+    parameters, named by their Keras paths.
 
-            def forward(self, *inputs):
-                outputs = self.model(list(inputs) if self.several_inputs else inputs[0],
-                                     training=False)
-                return tuple(outputs) if isinstance(outputs, (list, tuple)) else (outputs,)
+    torch.export traces with stand-ins for a module's parameters, but Keras layers read
+    their variables' own tensors, which the tracer would then copy into the program as
+    constants beside the (unused) parameters: every weight twice. So the model is called in
+    a StatelessScope that gives each variable the module's parameter, and is kept out of
+    the module's children (its own parameter registry is not what is traced)."""
+    import keras
+    import torch
 
-        return KerasProgram(model)
+    class KerasProgram(torch.nn.Module):
+        def __init__(self, model):
+            super().__init__()
+            self.keras_model = (model,)  # a tuple: not registered as a submodule
+            self.variables = list(model.variables)
+            self.names = parameter_names([variable.path for variable in self.variables])
+            self.weights = torch.nn.ParameterDict({
+                name: variable.value for name, variable in zip(self.names, self.variables)})
+
+        def forward(self, *inputs):
+            model = self.keras_model[0]
+            state = [(variable, self.weights[name])
+                     for name, variable in zip(self.names, self.variables)]
+            with keras.StatelessScope(state_mapping=state):
+                outputs = model(list(inputs) if len(inputs) > 1 else inputs[0], training=False)
+            return tuple(outputs) if isinstance(outputs, (list, tuple)) else (outputs,)
+
+    return KerasProgram(model)
 
 
 def failing_layer(error: BaseException):
@@ -59,8 +83,7 @@ def failing_layer(error: BaseException):
     import keras
 
     found = None
-    frame_list = traceback.walk_tb(error.__traceback__)
-    for frame, _ in frame_list:
+    for frame, _ in traceback.walk_tb(error.__traceback__):
         owner = frame.f_locals.get("self")
         if isinstance(owner, keras.layers.Layer) and not isinstance(owner, keras.Model):
             found = owner
@@ -88,26 +111,24 @@ def import_layer_modules(request: dict) -> None:
 
 
 def export(request: dict) -> dict:
-    import caffe2keras  # noqa: F401  (before Keras: the package's own import order)
-    import caffe2keras.layers  # noqa: F401  (registers the custom layers for loading)
     import keras
     import torch
 
     from .torch_lowering import export_lowerings
+    from .torch_transfer import read_model
 
     keras.config.disable_traceback_filtering()  # failing_layer() looks for the layer's frame
     import_layer_modules(request)
-    model = keras.models.load_model(request["keras"], safe_mode=True, compile=False)
-    program = ExportedModel.module(model).eval()
+    model = read_model(request["model"])
     examples = tuple(torch.zeros((EXAMPLE_BATCH, *tensor.shape[1:]), dtype=torch.float32)
                      for tensor in model.inputs)
     batch = torch.export.Dim("batch", min=1, max=MAX_BATCH)
-    dynamic = [tuple({0: batch} for _ in examples)]
     try:
         with torch.no_grad(), export_lowerings():
-            exported = torch.export.export(program, examples, dynamic_shapes=dynamic,
+            exported = torch.export.export(program_module(model).eval(), examples,
+                                           dynamic_shapes=[tuple({0: batch} for _ in examples)],
                                            strict=False)
-    except Exception as error:  # noqa: BLE001  (any tracing failure is reported, by layer if we can)
+    except Exception as error:  # noqa: BLE001  (any tracing failure, named by layer if we can)
         layer = failing_layer(error)
         if layer is None:
             return {"status": "error", "message": summary(error)}
@@ -119,9 +140,12 @@ def export(request: dict) -> dict:
     return {"status": "ok"}
 
 
-def main(argv: list[str]) -> int:
-    with open(argv[0], encoding="utf-8") as handle:
-        request = json.load(handle)
+def main() -> int:
+    import caffe2keras  # noqa: F401  (first: it registers our layers once Keras is imported)
+    import keras  # noqa: F401  (the slow imports, done while the parent writes the model)
+    import torch  # noqa: F401
+
+    request = json.loads(sys.stdin.readline())
     try:
         result = export(request)
     except Exception as error:  # noqa: BLE001  (reported to the parent as one line)
@@ -133,4 +157,4 @@ def main(argv: list[str]) -> int:
 
 if __name__ == "__main__":
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-    sys.exit(main(sys.argv[1:]))
+    sys.exit(main())

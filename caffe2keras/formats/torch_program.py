@@ -1,11 +1,13 @@
 """A PyTorch ``torch.export`` program (``.pt2``), run by plain torch.
 
-Writing: Keras fixes its backend at import and the conversion runs on TensorFlow, so the
-model is saved to a temporary ``.keras`` file and exported by a child process on the torch
-backend (``torch_child.py``). The child's output is captured, never shown; what it reports
-comes back as one caffe2keras error: a tracing failure inside a layer as
-UnsupportedInFormatError naming that layer, anything else as OutputError with the child's
-last error line. The ``.pt2`` appears only when the child succeeded.
+Writing: Keras fixes its backend at import and the conversion runs on TensorFlow, so a child
+process on the torch backend exports (``torch_child.py``). It starts first and imports torch
+and Keras while this process writes the model's config and raw weights beside the target
+(``torch_transfer.py``), then rebuilds the model, traces it and saves the program. Its
+output goes to a log, never to the terminal; what it reports comes back as one caffe2keras
+error: a tracing failure inside a layer as UnsupportedInFormatError naming that layer,
+anything else as OutputError with the child's last error line. The ``.pt2`` appears only
+when the child succeeded.
 
 Running: ``torch.export.load(path).module()`` called with the inputs in the Keras model's
 order (NHWC, float32), as a PyTorch user would; no Keras involved. The program returns a
@@ -87,6 +89,45 @@ def last_error_line(text: str) -> str:
     return lines[-1] if lines else "no output"
 
 
+class ExportProcess:
+    """The export child (``torch_child.py``), its output kept in a log in ``scratch``."""
+
+    def __init__(self, scratch: str):
+        self.log = os.path.join(scratch, "export.log")
+        with open(self.log, "wb") as log:
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", "caffe2keras.formats.torch_child"],
+                env=child_environment(), stdin=subprocess.PIPE, stdout=log,
+                stderr=subprocess.STDOUT,
+                cwd=scratch)  # not the user's folder, which `-m` would put first on the path
+
+    def finish(self, request: dict, path: str) -> dict:
+        """Send ``request``, wait, and return the child's result (an OutputError with its
+        last line if it left none)."""
+        try:
+            self.process.stdin.write(json.dumps(request).encode() + b"\n")
+            self.process.stdin.close()
+        except BrokenPipeError:
+            pass  # it died already; its log says why
+        code = self.process.wait()
+        try:
+            with open(request["result"], encoding="utf-8") as handle:
+                return json.load(handle)
+        except (OSError, ValueError):
+            with open(self.log, encoding="utf-8", errors="replace") as handle:
+                why = (f"killed by signal {-code}" if code < 0
+                       else last_error_line(handle.read()))
+            raise OutputError(f"{path}: the torch export process failed: {why}") from None
+
+    def stop(self) -> None:
+        """End the child if it still runs (the parent failed or was interrupted)."""
+        if self.process.poll() is None:
+            self.process.kill()
+            self.process.wait()
+        if self.process.stdin and not self.process.stdin.closed:
+            self.process.stdin.close()
+
+
 class TorchFormat(Format):
     name = "torch"
     extensions = (".pt2",)
@@ -102,45 +143,32 @@ class TorchFormat(Format):
 
     def write(self, model, path):
         require_torch()
-        from ..save import save_model
+        from .torch_transfer import write_model
 
         scratch = tempfile.mkdtemp(prefix=".torch-export.", dir=os.path.dirname(
             os.path.abspath(path)))
+        process = None
         try:
-            saved = os.path.join(scratch, "model.keras")
-            save_model(model, saved)
+            process = ExportProcess(scratch)  # first: its imports overlap what follows
+            write_model(model, scratch)
+            import torch  # noqa: F401  (the check loads the program next; meanwhile, import)
             exported = os.path.join(scratch, "model.pt2")
-            self._export_in_child(saved, exported, input_names(model), output_names(model),
-                                  layer_modules(model), scratch, path)
+            result = process.finish({
+                "model": scratch, "pt2": exported, "result": os.path.join(scratch, "result.json"),
+                "inputs": input_names(model), "outputs": output_names(model),
+                "modules": layer_modules(model),
+                "sys_path": [os.path.abspath(entry) for entry in sys.path]}, path)
+            if result["status"] == "layer":
+                raise UnsupportedInFormatError(self.description, [
+                    (result["layer"], result["class"], result["reason"])])
+            if result["status"] != "ok":
+                raise OutputError(f"{path}: the torch export process failed: "
+                                  f"{result['message']}")
             os.replace(exported, path)
         finally:
+            if process is not None:
+                process.stop()
             shutil.rmtree(scratch, ignore_errors=True)
-
-    def _export_in_child(self, saved, exported, inputs, outputs, modules, scratch, path):
-        request = {"keras": saved, "pt2": exported, "inputs": inputs, "outputs": outputs,
-                   "result": os.path.join(scratch, "result.json"),
-                   "modules": modules,
-                   "sys_path": [os.path.abspath(entry) for entry in sys.path]}
-        request_path = os.path.join(scratch, "request.json")
-        with open(request_path, "w", encoding="utf-8") as handle:
-            json.dump(request, handle)
-        environment = child_environment()
-        done = subprocess.run([sys.executable, "-m", "caffe2keras.formats.torch_child",
-                               request_path], env=environment, stdin=subprocess.DEVNULL,
-                              cwd=scratch,  # not the user's folder, which `-m` would put first
-                              capture_output=True, text=True, errors="replace")
-        try:
-            with open(request["result"], encoding="utf-8") as handle:
-                result = json.load(handle)
-        except (OSError, ValueError):
-            why = (f"killed by signal {-done.returncode}" if done.returncode < 0
-                   else last_error_line(done.stderr or done.stdout))
-            raise OutputError(f"{path}: the torch export process failed: {why}") from None
-        if result["status"] == "layer":
-            raise UnsupportedInFormatError(self.description, [
-                (result["layer"], result["class"], result["reason"])])
-        if result["status"] != "ok":
-            raise OutputError(f"{path}: the torch export process failed: {result['message']}")
 
     def load(self, path):
         return TorchRunner(path)
