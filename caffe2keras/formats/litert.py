@@ -26,6 +26,7 @@ import numpy as np
 
 from ..errors import OutputError
 from .base import Format, Runner, input_names, output_names
+from .litert_errors import quiet_stderr
 
 INSTALL_HINT = "pip install 'caffe2keras[export]'"
 SIGNATURE = "serving_default"
@@ -70,7 +71,6 @@ class LiteRTRunner(Runner):
     def __init__(self, path: str):
         require("ai_edge_litert", "ai-edge-litert")
         from ai_edge_litert.interpreter import Interpreter
-        from .litert_errors import quiet_stderr
         from .litert_file import read_io_names
 
         try:
@@ -97,7 +97,8 @@ class LiteRTRunner(Runner):
         # The signature runner resizes every input to the given batch before running.
         values = {self.input_keys[name]: np.ascontiguousarray(feeds[name], dtype=np.float32)
                   for name in self.inputs}
-        results = self.signature(**values)
+        with quiet_stderr():  # LiteRT announces its XNNPACK delegate on the first run
+            results = self.signature(**values)
         return {name_of_key(key): np.asarray(value) for key, value in results.items()}
 
 
