@@ -89,6 +89,18 @@ def test_inputs_keep_the_model_order_and_an_input_can_be_an_output(tmp_path):
     assert_matches_keras(runner, model, 2, tolerance=1e-6)
 
 
+def test_names_with_characters_tensorflow_refuses_in_keys(tmp_path):
+    data = keras.Input((4, 3, 2), name="data.1")
+    first = keras.layers.Conv2D(3, 1, name="conv>1.a")(data)
+    parts = Slice(axis=-1, points=[1], name="split")(first)
+    model = keras.Model(data, [keras.layers.Conv2D(2, 1, name="conv-x")(data), *parts])
+    path = str(tmp_path / "names.tflite")
+    FORMAT.write(model, path)
+    runner = FORMAT.load(path)
+    assert (runner.inputs, runner.outputs) == (["data.1"], ["conv-x", "split:0", "split:1"])
+    assert_matches_keras(runner, model, 2)
+
+
 def test_the_batch_dimension_is_dynamic_in_the_file(tmp_path):
     model = heads_model()
     path = str(tmp_path / "heads.tflite")
