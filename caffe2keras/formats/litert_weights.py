@@ -85,9 +85,10 @@ def _scalar_marker(model, subgraph, tensor_index, markers) -> int | None:
     from ai_edge_litert import schema_py_generated as schema
     tensor = subgraph.tensors[tensor_index]
     data = model.buffers[tensor.buffer].data if tensor.buffer else None
-    if tensor.type != schema.TensorType.FLOAT32 or data is None or len(data) < 4:
+    if tensor.type != schema.TensorType.FLOAT32 or data is None or len(data) < 4 \
+            or len(data) % 4:
         return None
-    values = np.frombuffer(np.asarray(data, np.uint8).tobytes(), np.uint32)
+    values = np.frombuffer(data, np.uint32)  # a view: real kernels can be large
     first = int(values[0])
     if first not in markers or not np.all(values == first):
         return None
