@@ -108,9 +108,15 @@ def _keeps_memory_order(node) -> bool:
     return moved == sorted(moved)
 
 
+def _is_float(node) -> bool:
+    """Only float data is narrowed; integer (shape) computations are left as they are."""
+    return node.get_output_element_type(0).is_real()
+
+
 def as_reshape(node) -> None:
     """Squeeze, Unsqueeze and an order-keeping Transpose as the Reshape the plugin makes."""
-    if node.get_type_name() == "Transpose" and not _keeps_memory_order(node):
+    if not _is_float(node) or node.get_type_name() == "Transpose" \
+            and not _keeps_memory_order(node):
         return
     target = _target_shape(node)
     if target is None:
@@ -122,15 +128,19 @@ def as_reshape(node) -> None:
 def merge_reshapes(node) -> None:
     """Reshape(Reshape(x)) as one Reshape of x, the inner one read by nothing else."""
     inner = node.input_value(0).get_node()
-    if inner.get_type_name() != "Reshape" or _only_consumer(inner.output(0))[0] is None:
+    if not _is_float(node) or inner.get_type_name() != "Reshape" \
+            or _only_consumer(inner.output(0))[0] is None:
         return
     target = _target_shape(node)
-    source = inner.get_input_partial_shape(0)
-    if target is None or (0 in target and (source.rank.is_dynamic or source[0].is_static
-                                           or int(np.flatnonzero(target == 0)[0]) != 0
-                                           or _target_shape(inner) is None
-                                           or _target_shape(inner)[0] != 0)):
+    if target is None:
         return
+    if (target == 0).any():
+        # a 0 copies a dimension of the Reshape's input: of x too only where the inner
+        # Reshape copied that dimension from x (the batch, in first place)
+        inner_target = _target_shape(inner)
+        if list(np.flatnonzero(target == 0)) != [0] or inner_target is None \
+                or inner_target[0] != 0:
+            return
     op = _opset()
     _replace(node, op.reshape(inner.input_value(0), op.constant(target),
                               bool((target == 0).any())))
