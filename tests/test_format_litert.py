@@ -139,8 +139,8 @@ def kernels_model():
     return model
 
 
-def test_every_known_kernel_layout_goes_around_the_converter(tmp_path, monkeypatch):
-    monkeypatch.setattr(litert_weights, "MARKER_BYTES", 0)
+def record_rounds(monkeypatch):
+    """The marked variables of each conversion round, and the markers placed in the end."""
     rounds, placed = [], []
     convert, write = litert_convert.convert, litert_convert.write_model_file
 
@@ -154,19 +154,36 @@ def test_every_known_kernel_layout_goes_around_the_converter(tmp_path, monkeypat
 
     monkeypatch.setattr(litert_convert, "convert", counting_convert)
     monkeypatch.setattr(litert_convert, "write_model_file", recording_write)
+    return rounds, placed
+
+
+def test_every_known_kernel_layout_goes_around_the_converter(tmp_path, monkeypatch):
+    monkeypatch.setattr(litert_weights, "MARKER_BYTES", 0)
+    rounds, placed = record_rounds(monkeypatch)
+    model = kernels_model()
+    path = str(tmp_path / "kernels.tflite")
+    FORMAT.write(model, path)
+    runner = FORMAT.load(path)
+    assert_matches_keras(runner, model, 2)
+    assert_matches_keras(runner, model, 1)
+    # one round: the kernel a following Rescaling folds into was never marked
+    assert rounds == [["conv/kernel", "grouped/kernel", "depthwise/kernel", "up/kernel",
+                       "fc/kernel"]]
+    assert len(placed) == 5  # GroupedConv2DTranspose's sliced kernel is not a known use
+
+
+def test_a_kernel_folded_against_the_prediction_is_converted_in_a_second_round(
+        tmp_path, monkeypatch):
+    monkeypatch.setattr(litert_weights, "MARKER_BYTES", 0)
+    monkeypatch.setattr(litert_weights, "FOLDING_LAYERS", ())
+    rounds, placed = record_rounds(monkeypatch)
     model = kernels_model()
     path = str(tmp_path / "kernels.tflite")
     FORMAT.write(model, path)
     assert_matches_keras(FORMAT.load(path), model, 2)
-    assert_matches_keras(FORMAT.load(path), model, 1)
-    # the folded kernel was lost in the first round and converted for real in the second
     assert len(rounds) == 2
     assert "fc_scaled/kernel" in rounds[0] and "fc_scaled/kernel" not in rounds[1]
-    around = {item.variable for item in placed}
-    assert len(around) == len(rounds[1])
-    for name in ("conv", "grouped", "depthwise", "up", "fc"):
-        assert f"{name}/kernel" in rounds[1]
-    assert not [p for p in rounds[1] if p.startswith("grouped_up/")]  # not a known layer
+    assert len(rounds[1]) == len(placed) == 5
 
 
 def test_kernels_around_the_converter_stay_outside_the_flatbuffer(tmp_path):

@@ -29,6 +29,9 @@ _MARKER_BASE = 0x3F9E3779
 # Keras layer class -> the variable that may be a marker
 MARKED_KERNELS = {"Dense": "kernel", "Conv2D": "kernel", "DepthwiseConv2D": "kernel",
                   "Conv2DTranspose": "kernel"}
+# layers whose per-channel factor the converter multiplies into the kernel before them:
+# such a kernel would come back folded, not as its marker (costing a second conversion)
+FOLDING_LAYERS = ("BatchNormalization", "Scale", "Rescaling")
 
 
 def marker_value(index: int) -> np.float32:
@@ -37,13 +40,15 @@ def marker_value(index: int) -> np.float32:
 
 def markable(model, threshold: int = None) -> list:
     """The Keras variables to trace as markers: the kernels (of at least ``threshold``
-    bytes) of layers in MARKED_KERNELS, each layer called once, so the converter sees one
-    use of each kernel."""
+    bytes) of layers in MARKED_KERNELS, each layer called once (so the converter sees one
+    use of each kernel) and not followed by one of FOLDING_LAYERS."""
     threshold = MARKER_BYTES if threshold is None else threshold
     chosen = []
     for layer in model.layers:
         wanted = MARKED_KERNELS.get(type(layer).__name__)
-        if wanted is None or len(layer._inbound_nodes) != 1:
+        if wanted is None or len(layer._inbound_nodes) != 1 or any(
+                type(node.operation).__name__ in FOLDING_LAYERS
+                for node in layer._outbound_nodes):
             continue
         for variable in layer.weights:
             if variable.path.rsplit("/", 1)[-1] == wanted \
