@@ -60,7 +60,7 @@ THREADS = 2
 PREDICT_CALLS, PREDICT_WARMUP = 20, 3
 THREAD_ENV = {"OMP_NUM_THREADS": str(THREADS), "TF_NUM_INTRAOP_THREADS": str(THREADS),
               "TF_NUM_INTEROP_THREADS": "1", "OPENBLAS_NUM_THREADS": str(THREADS),
-              "MKL_NUM_THREADS": str(THREADS), "TF_CPP_MIN_LOG_LEVEL": "2"}
+              "MKL_NUM_THREADS": str(THREADS), "TF_CPP_MIN_LOG_LEVEL": "3"}
 
 # VGG_ILSVRC_16_layers: (name, num_output) per conv stage.
 VGG16_STAGES = [[("conv1_1", 64), ("conv1_2", 64)],
@@ -413,12 +413,15 @@ def task_predict_keras(model_path: str, batch: str, save: str = "") -> dict:
     return result
 
 
-def task_predict_opencv(prototxt: str, caffemodel: str, batch: str, reference: str = "") -> dict:
+def task_predict_opencv(prototxt: str, caffemodel: str, batch: str, reference: str = "",
+                        winograd: str = "winograd") -> dict:
     """OpenCV DNN running the Caffe files, on the same images (NCHW), checked against the
-    converted model's output."""
+    converted model's output; ``nowinograd``: its Winograd 3x3 convolutions turned off."""
     import cv2
     cv2.setNumThreads(THREADS)
     net = cv2.dnn.readNetFromCaffe(prototxt, caffemodel)
+    if winograd == "nowinograd":
+        net.enableWinograd(False)
     batch = int(batch)
     x = _image_batch(batch).transpose(0, 3, 1, 2).copy()
 
@@ -459,7 +462,8 @@ def task_predict_tflite(path: str, batch: str, reference: str) -> dict:
 def task_predict_openvino(path: str, batch: str, reference: str) -> dict:
     """OpenVINO: ``Core().compile_model(xml, "CPU", {"INFERENCE_NUM_THREADS": 2})`` and no
     precision hint (the artifact must keep float32 itself: the output check says whether
-    it does); the compiled model's precision and performance hint are reported."""
+    it does). Reported: the compiled model's precision and performance hints, and the nodes
+    of its runtime graph that compute below float32 (their runtimePrecision)."""
     import openvino as ov
     compiled = ov.Core().compile_model(path, "CPU", {"INFERENCE_NUM_THREADS": THREADS})
     request = compiled.create_infer_request()
@@ -469,8 +473,14 @@ def task_predict_openvino(path: str, batch: str, reference: str) -> dict:
         request.infer([x])
         return request.get_output_tensor(0).data
     result = _timed_and_checked(run, int(batch), reference)
-    return {**result, "precision": str(compiled.get_property("INFERENCE_PRECISION_HINT")),
-            "hint": str(compiled.get_property("PERFORMANCE_HINT"))}
+    nodes = compiled.get_runtime_model().get_ordered_ops()
+    below = sorted({f"{op.get_rt_info()['layerType'].astype(str)} "
+                    f"{op.get_rt_info()['runtimePrecision'].astype(str)}" for op in nodes
+                    if op.get_rt_info()["runtimePrecision"].astype(str) in ("bf16", "f16")})
+    precision = compiled.get_property("INFERENCE_PRECISION_HINT")
+    return {**result, "precision": getattr(precision, "get_type_name", precision.__str__)(),
+            "hint": str(compiled.get_property("PERFORMANCE_HINT")), "runtime_nodes": len(nodes),
+            "below_f32": below}
 
 
 def task_predict_torch(path: str, batch: str, reference: str) -> dict:
@@ -799,6 +809,15 @@ def run_rows(models: dict, groups: set[str], runs: int, workdir: str) -> list[di
             for batch in (1, 8):
                 keras, cv = keras_row(key, batch, "runtimes"), opencv_row(key, batch, "runtimes")
                 keras.setdefault("targets", {})["vs_opencv"] = keras["latency_s"] / cv["latency_s"]
+            if key == "vgg16":  # how much of OpenCV's lead on VGG16 is its Winograd
+                for batch in (1, 8):
+                    label = f"OpenCV DNN forward, Winograd off, batch {batch}"
+                    row = add("runtimes", label, key, measure(
+                        "predict_opencv", models[key]["prototxt"], models[key]["caffemodel"],
+                        str(batch), peers["keras", key, batch]["reference"], "nowinograd",
+                        runs=runs))
+                    row["targets"] = {"vs_opencv": row["latency_s"]
+                                      / peers["opencv", key, batch]["latency_s"]}
             for name, extension, how, task in RUNTIME_FORMATS:
                 try:
                     path = artifact(key, extension)
@@ -864,7 +883,8 @@ def format_table(rows: list[dict]) -> str:
                          f"{row['subprocess_peak_bytes'] / 2**20:.0f} MiB")
         if "precision" in row:
             lines.append(f"    compiled model: INFERENCE_PRECISION_HINT {row['precision']}, "
-                         f"PERFORMANCE_HINT {row['hint']}")
+                         f"PERFORMANCE_HINT {row['hint']}; runtime graph nodes below float32: "
+                         f"{', '.join(row['below_f32']) or 'none'} (of {row['runtime_nodes']})")
         for stage in row.get("stages", []):
             lines.append(f"    {stage['stage']:<62} {stage['s']:7.2f} s  RSS {stage['rss_mib']:5d} "
                          f"MiB (anon {stage['anon_mib']}, file-backed {stage['file_mib']}), "
