@@ -53,10 +53,11 @@ def trace(model):
 def convert(model):
     """``model`` as an ``openvino.Model`` with canonical input and output tensor names."""
     ov = import_openvino()
+    from openvino.frontend import GeneralFailure, OpConversionFailure, OpValidationFailure
     function = trace(model)
     try:
         converted = ov.convert_model(function)
-    except Exception as error:  # the frontend raises its own OpConversionFailure & co.
+    except (OpConversionFailure, OpValidationFailure, GeneralFailure, RuntimeError) as error:
         raise _refusal(model, function, str(error)) from None
     _name_inputs(converted, input_names(model))
     _name_outputs(converted, [tensor.name for tensor in function.outputs], output_names(model))
