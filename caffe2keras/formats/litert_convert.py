@@ -5,6 +5,7 @@ are traced as markers and written around the converter (``litert_weights``)."""
 
 from __future__ import annotations
 
+import math
 import os
 
 from .base import input_names, output_names
@@ -13,6 +14,7 @@ from .litert_file import write_model_file
 from .litert_weights import find_markers, markable, marker_value
 
 SIGNATURE = "serving_default"
+CONSTANT_BYTES = 1 << 20  # real variables below this size are traced as constants
 
 
 def write_tflite(model, path: str, scratch: str, key) -> None:
@@ -55,10 +57,9 @@ def convert(model, marked: list, folder: str, key) -> bytes:
 
 
 def save_for_conversion(model, marked: list, folder: str, key) -> None:
-    """A SavedModel of one signature, inputs and outputs keyed by ``key(canonical name)``,
-    whose graph holds every variable as a constant: a marker for those in ``marked``, the
-    value for the others. (A SavedModel of variables costs a traced saver and restorer per
-    variable and the converter a restore and a freeze: twice the time on ResNet-50.)"""
+    """A SavedModel of one signature, inputs and outputs keyed by ``key(canonical name)``.
+    The variables in ``marked`` are traced as their markers, the other small ones as
+    constants, the large ones stay variables (the converter freezes them)."""
     import tensorflow as tf
     from ..lazy import keras
 
@@ -66,18 +67,25 @@ def save_for_conversion(model, marked: list, folder: str, key) -> None:
     specs = [tf.TensorSpec((None, *tensor.shape[1:]), tf.float32, name=key(name))
              for name, tensor in zip(input_names(model), model.inputs)]
     marked_ids = {id(variable) for variable in marked}
-    values = [(variable, variable.numpy()) for variable in model.variables
-              if id(variable) not in marked_ids]
+    real = [variable for variable in model.variables if id(variable) not in marked_ids]
+    # Every saved variable costs a traced saver and restorer and the converter a restore
+    # and a freeze (ResNet-50's 300: half the time); a large constant costs GraphDef copies
+    # (VGG16's kernels as constants: 14 GB). So: small ones constants, large ones variables.
+    small = [(variable, variable.numpy()) for variable in real
+             if math.prod(variable.shape) * 4 < CONSTANT_BYTES]
+    large = [variable for variable in real if math.prod(variable.shape) * 4 >= CONSTANT_BYTES]
 
     def serve(*inputs):
         constants = [(variable, tf.fill(variable.shape, marker_value(i)))
                      for i, variable in enumerate(marked)]
-        constants += [(variable, tf.constant(value)) for variable, value in values]
+        constants += [(variable, tf.constant(value)) for variable, value in small]
         with keras.StatelessScope(state_mapping=constants):
             results = model(list(inputs) if len(inputs) > 1 else inputs[0], training=False)
         results = results if isinstance(results, (list, tuple)) else [results]
         return {key(name): result for name, result in zip(outputs, results)}
 
     traced = tf.function(serve, input_signature=specs, autograph=False).get_concrete_function()
-    del values
-    tf.saved_model.save(tf.Module(), folder, signatures={SIGNATURE: traced})
+    del small
+    module = tf.Module()  # holds only what the trace reads: saving does not trace again
+    module.model_variables = [variable.value for variable in large]
+    tf.saved_model.save(module, folder, signatures={SIGNATURE: traced})
