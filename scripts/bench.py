@@ -895,6 +895,17 @@ def format_table(rows: list[dict]) -> str:
     return "\n".join(lines)
 
 
+def git_state() -> str:
+    """The caffe2keras commit measured, with the files changed beside it."""
+    def git(*args):
+        return subprocess.run(["git", "-C", str(ROOT), *args], capture_output=True,
+                              text=True).stdout.rstrip()
+    changed = [line[3:] for line in git("status", "--porcelain", "--untracked-files=no")
+               .splitlines()]
+    return git("rev-parse", "--short", "HEAD").strip() + (f" + changes to {', '.join(changed)}"
+                                                   if changed else "")
+
+
 def versions(*names: str) -> dict[str, str]:
     from importlib.metadata import PackageNotFoundError, version
     found = {}
@@ -945,6 +956,7 @@ def main(argv: list[str] | None = None) -> int:
               "versions": versions("keras", "tensorflow", "numpy", "protobuf", "h5py",
                                    "opencv-python-headless", "onnx", "onnxruntime",
                                    "ai-edge-litert", "openvino", "torch"),
+              "commit": git_state(),
               "keras_backend": os.environ.get("KERAS_BACKEND", "keras.json / tensorflow"),
               "files": {key: {kind: path for kind, path in model.items()}
                         for key, model in models.items()},
