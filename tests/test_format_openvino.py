@@ -6,6 +6,7 @@ nets against Caffe: tests/test_formats_golden.py."""
 from __future__ import annotations
 
 import os
+import subprocess
 import sys
 
 import numpy as np
@@ -140,8 +141,8 @@ def test_the_weights_stay_float32_in_the_bin(tmp_path):
     FORMAT.write(model, path)
     constants = [node for node in ov.Core().read_model(path).get_ops()
                  if node.get_type_name() == "Constant"]
-    assert {str(node.get_element_type()) for node in constants if node.get_byte_size() > 64} \
-        == {"<Type: 'float32'>"}
+    assert {node.get_element_type() for node in constants if node.get_byte_size() > 64} \
+        == {ov.Type.f32}
     parameters = sum(int(np.prod(v.shape)) for v in model.weights)
     assert os.path.getsize(str(tmp_path / "visible.bin")) >= 4 * parameters
 
@@ -157,6 +158,31 @@ def test_the_users_default_compile_is_exact(tmp_path, compile_like_a_user):
     compiled = compile_like_a_user(path)
     feeds = inputs_for(model, 2)
     assert largest_error(keras_outputs(model, feeds), compiled_outputs(compiled, feeds)) <= 1e-5
+
+
+USER_SCRIPT = """
+import sys
+import numpy as np
+import openvino
+stored = np.load(sys.argv[2])
+compiled = openvino.Core().compile_model(sys.argv[1], "CPU")
+got = compiled({"data": stored["data"]})[compiled.output("fc2")]
+print(float(np.max(np.abs(got - stored["fc2"])) / np.max(np.abs(stored["fc2"]))))
+"""
+
+
+def test_a_fresh_process_with_only_openvino_gets_keras_numbers(tmp_path):
+    """What a user does: another process, no caffe2keras, the .xml and the defaults."""
+    model = bf16_visible_model()
+    path = str(tmp_path / "visible.xml")
+    FORMAT.write(model, path)
+    feeds = inputs_for(model, 3)
+    np.savez(tmp_path / "expected.npz", data=feeds["data"], **keras_outputs(model, feeds))
+    done = subprocess.run([sys.executable, "-c", USER_SCRIPT, path,
+                           str(tmp_path / "expected.npz")],
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert float(done.stdout.split()[-1]) <= 1e-5
 
 
 def _unmark(model):
