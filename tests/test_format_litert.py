@@ -300,3 +300,23 @@ def test_golden_nets_with_every_kernel_around_the_converter(name, monkeypatch):
     folder = FIXTURES / name
     check_against_caffe("tflite", folder / "deploy.prototxt", folder / "weights.caffemodel",
                         folder / "golden.npz")
+
+
+def test_a_model_with_variable_ops_is_not_written(tmp_path, monkeypatch):
+    """What Keras' own LiteRT export gives: resource variables read by READ_VARIABLE, which
+    XNNPACK runs on uninitialised memory."""
+    import tensorflow as tf
+
+    def with_variables(model, marked, folder, key):
+        spec = tf.TensorSpec((None, *model.inputs[0].shape[1:]), tf.float32, name="data")
+        serve = tf.function(lambda x: {"out": model(x, training=False)}, input_signature=[spec])
+        converter = tf.lite.TFLiteConverter.from_concrete_functions(
+            [serve.get_concrete_function()], model)
+        return converter.convert()
+
+    monkeypatch.setattr(litert_convert, "convert", with_variables)
+    data = keras.Input((4, 3, 2), name="data")
+    model = keras.Model(data, keras.layers.Conv2D(3, 1, name="conv")(data))
+    with pytest.raises(OutputError, match="left READ_VARIABLE, VAR_HANDLE ops"):
+        FORMAT.write(model, str(tmp_path / "model.tflite"))
+    assert not (tmp_path / "model.tflite").exists()

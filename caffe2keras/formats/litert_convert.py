@@ -8,6 +8,7 @@ from __future__ import annotations
 import math
 import os
 
+from ..errors import OutputError
 from .base import input_names, output_names
 from .litert_errors import converter_failure, quiet_stderr
 from .litert_file import write_model_file
@@ -27,12 +28,27 @@ def write_tflite(model, path: str, scratch: str, key) -> None:
     while True:
         flatbuffer = convert(model, marked, os.path.join(scratch, f"saved_{len(marked)}"), key)
         tree = schema.ModelT.InitFromPackedBuf(flatbuffer, 0)  # buffers stay views of it
+        refuse_foreign_ops(tree, schema)
         placed, lost = find_markers(tree, marked) if marked else ([], set())
         if not lost:
             write_model_file(tree, path, input_names(model), output_names(model), placed,
                              marked)
             return
         marked = [variable for i, variable in enumerate(marked) if i not in lost]
+
+
+def refuse_foreign_ops(tree, schema) -> None:
+    """Only builtin ops, and no variable ops: a variable left unfrozen reads as whatever
+    memory XNNPACK finds there (seen: inf and NaN), and a custom op no runtime has."""
+    ops = schema.BuiltinOperator
+    forbidden = {ops.VAR_HANDLE: "VAR_HANDLE", ops.READ_VARIABLE: "READ_VARIABLE",
+                 ops.ASSIGN_VARIABLE: "ASSIGN_VARIABLE", ops.CUSTOM: "CUSTOM"}
+    found = sorted({forbidden[code] for code in
+                    (max(c.builtinCode, c.deprecatedBuiltinCode) for c in tree.operatorCodes)
+                    if code in forbidden})
+    if found:
+        raise OutputError(f"the TensorFlow Lite converter left {', '.join(found)} ops in the "
+                          "model; not writing it")
 
 
 def convert(model, marked: list, folder: str, key) -> bytes:
