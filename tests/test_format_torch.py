@@ -226,6 +226,37 @@ def test_a_pt2_not_written_by_caffe2keras_is_refused(torch_format, tmp_path):
         torch_format.load(path)
 
 
+# --- the model's way to the export process -------------------------------------------------------
+
+def test_config_and_raw_weights_rebuild_the_model_exactly(tmp_path):
+    """Every variable comes back bit for bit, a 0-d one (Caffe's scalar Scale) included."""
+    from caffe2keras.formats.torch_transfer import read_model, write_model
+    from caffe2keras.layers import Scale
+
+    model = two_inputs_three_outputs()
+    scalar = Scale(num_axes=0, bias_term=True, name="scalar")
+    model = keras.Model(model.inputs, model.outputs + [scalar(model.outputs[2])])
+    scalar.set_weights([np.float32(1.5), np.float32(-0.25)])
+    write_model(model, str(tmp_path))
+    rebuilt = read_model(str(tmp_path))
+    assert [v.path for v in rebuilt.variables] == [v.path for v in model.variables]
+    for mine, theirs in zip(rebuilt.variables, model.variables):
+        assert mine.shape == theirs.shape
+        np.testing.assert_array_equal(mine.numpy(), theirs.numpy())
+
+
+def test_a_rebuilt_model_with_other_variables_is_refused(tmp_path):
+    from caffe2keras.formats.torch_transfer import ModelMismatch, read_model, write_model
+
+    write_model(two_inputs_three_outputs(), str(tmp_path))
+    manifest = json.loads((tmp_path / "weights.json").read_text())
+    manifest[1]["shape"] = [99]
+    (tmp_path / "weights.json").write_text(json.dumps(manifest))
+    with pytest.raises(ModelMismatch, match=r"number 1: \('conv/bias', \[6\]\) against "
+                                            r"\('conv/bias', \[99\]\)"):
+        read_model(str(tmp_path))
+
+
 # --- DetectionOutput: NMS loop, stable ties, dynamic batch ----------------------------------------
 
 PRIORS, CLASSES = 60, 4

@@ -30,7 +30,7 @@ def write_model(model, folder: str) -> None:
     manifest, offset = [], 0
     with open(os.path.join(folder, WEIGHTS), "wb") as handle:
         for variable in model.variables:
-            array = np.ascontiguousarray(variable.numpy())  # one variable in memory at a time
+            array = np.asarray(variable.numpy(), order="C")  # one at a time; keeps 0-d as 0-d
             handle.write(memoryview(array).cast("B"))
             manifest.append({"path": variable.path, "dtype": array.dtype.str,
                              "shape": list(array.shape), "offset": offset})
@@ -66,10 +66,16 @@ def read_model(folder: str):
     with open(os.path.join(folder, MANIFEST), encoding="utf-8") as handle:
         manifest = json.load(handle)
     variables = model.variables
-    if [(v.path, list(v.shape)) for v in variables] != \
-            [(entry["path"], entry["shape"]) for entry in manifest]:
-        raise ModelMismatch("the model rebuilt from its config has other variables than the "
-                            "converted one")
+    rebuilt = [(variable.path, list(variable.shape)) for variable in variables]
+    written = [(entry["path"], entry["shape"]) for entry in manifest]
+    if rebuilt != written:
+        first = next((i for i, pair in enumerate(zip(rebuilt, written)) if pair[0] != pair[1]),
+                     min(len(rebuilt), len(written)))
+        raise ModelMismatch(
+            f"the model rebuilt from its config has other variables than the converted one: "
+            f"{len(rebuilt)} against {len(written)}, the first to differ is number {first}: "
+            f"{rebuilt[first] if first < len(rebuilt) else None} against "
+            f"{written[first] if first < len(written) else None}")
     path = os.path.join(folder, WEIGHTS)
     if os.path.getsize(path):  # copy-on-write: writable views (torch wants them), file untouched
         weights = np.memmap(path, dtype=np.uint8, mode="c")
