@@ -107,9 +107,8 @@ class LiteRTFormat(Format):
     extensions = (".tflite",)
     description = "LiteRT flatbuffer"
     runtime = "ai-edge-litert"
-    batch = ("dynamic: the input's shape signature is -1 there; a signature runner "
-             "(interpreter.get_signature_runner()) resizes the inputs to the batch it is given, "
-             "else interpreter.resize_tensor_input then allocate_tensors")
+    batch = ("dynamic (shape signature -1): the signature runner resizes the inputs to the "
+             "batch it is given (or `resize_tensor_input`, then `allocate_tensors`)")
 
     def unsupported(self, model):
         refused = []
