@@ -26,6 +26,9 @@ from caffe2keras.formats.openvino_ir import OpenVINOFormat  # noqa: E402
 from caffe2keras.formats.write import write_artifact  # noqa: E402
 from caffe2keras.layers import Slice  # noqa: E402
 
+from test_format_onnx_custom import (DETECTIONS, assert_detections_match,  # noqa: E402
+                                     detection_feeds, ssd_head)
+
 FORMAT = OpenVINOFormat()
 RNG = np.random.default_rng(11)
 # What the CPU plugin computes in when nobody asks: bf16 where the CPU has it.
@@ -124,6 +127,22 @@ def test_the_batch_dimension_is_dynamic_in_the_file(tmp_path):
     read = ov.Core().read_model(path)
     assert [str(port.get_partial_shape()) for port in read.inputs] == ["[?,9,7,3]"]
     assert all(port.get_partial_shape()[0].is_dynamic for port in read.outputs)
+
+
+@pytest.mark.parametrize("name", DETECTIONS)
+def test_detection_output_keeps_what_keras_keeps(tmp_path, name):
+    """DetectionOutput's NMS runs as an OpenVINO Loop (whose body the runtime graph does not
+    show): what it keeps must be Keras' rows, with tied scores, eta, per-class boxes and an
+    image without detections (the ONNX tests' scenarios)."""
+    model = ssd_head(**DETECTIONS[name][0])
+    path = str(tmp_path / "ssd.xml")
+    FORMAT.write(model, path)
+    runner = FORMAT.load(path)
+    for batch in (1, 3):
+        feeds = detection_feeds(model, batch)
+        output = output_names(model)[0]
+        assert_detections_match(keras_outputs(model, feeds)[output], runner.run(feeds)[output],
+                                f"{name}, batch {batch}")
 
 
 def test_write_artifact_checks_and_places_both_files(tmp_path):
