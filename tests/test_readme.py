@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from caffe2keras.cli import main
-from caffe2keras.formats import get_format
+from caffe2keras.formats import BATCH_END, BATCH_START, formats_markdown, get_format
 from caffe2keras.layer_table import (FORMATS_END, FORMATS_START, README_END, README_START,
                                      RUNTIME_FORMATS, formats_table_markdown,
                                      layer_table_markdown)
@@ -43,3 +43,11 @@ def test_layers_command_shows_the_formats(capsys):
     families = len(formats_table_markdown().splitlines()) - 2  # minus the header rows
     for name in RUNTIME_FORMATS:
         assert out.count(f"\n    {get_format(name).description}: ") == families
+
+
+def test_formats_batch_table_is_current():
+    text = README.read_text()
+    table = text[text.index(BATCH_START) + len(BATCH_START):text.index(BATCH_END)].strip()
+    assert table == formats_markdown(), (
+        "the README's formats table is stale: paste the output of `python -c \"from "
+        "caffe2keras.formats import formats_markdown; print(formats_markdown())\"`")

@@ -46,7 +46,9 @@ SANDBOXES = {
                      "model.caffemodel": "custom_layer/weights.caffemodel",
                      "ref.npz": "custom_layer/golden.npz"},
 }
-REQUIRES = {"serving-python": "serving-cli"}  # recipes that read what another one wrote
+REQUIRES = {"serving-python": "serving-cli", "onnx-python": "deploy-cli",
+            "litert-python": "deploy-cli", "openvino-python": "deploy-cli",
+            "torch-python": "deploy-cli"}  # recipes that read what another one wrote
 
 
 def readme_blocks() -> list[dict]:
@@ -212,6 +214,49 @@ def check_custom_layer(ns, folder):
     assert len(compared) == 4 and all(check.passed for check in compared)
 
 
+def check_deploy_cli(ns, folder):
+    from caffe2keras.formats import get_format
+    x, want = golden("caffenet", "prob")
+    for name, artifact in (("onnx", "model.onnx"), ("tflite", "model.tflite"),
+                           ("openvino", "model.xml"), ("torch", "model.pt2")):
+        got = get_format(name).load(str(folder / artifact)).run({"data": x})["prob"]
+        assert _relative_error(got, want) < 1e-4, name
+    assert (folder / "model.bin").is_file()
+
+
+def _check_probabilities(ns):
+    probabilities = np.asarray(ns["probabilities"])
+    assert probabilities.shape == (4, 10)
+    assert np.allclose(probabilities.sum(axis=1), 1, atol=1e-5)
+
+
+def _runs_like_caffe(ns, run):
+    """The recipe's own call, on Caffe's stored input: Caffe's numbers."""
+    x, want = golden("caffenet", "prob")
+    assert _relative_error(run(x), want) < 1e-4
+
+
+def check_onnx_python(ns, folder):
+    _check_probabilities(ns)
+    _runs_like_caffe(ns, lambda x: ns["session"].run(["prob"], {"data": x})[0])
+
+
+def check_litert_python(ns, folder):
+    _check_probabilities(ns)
+    _runs_like_caffe(ns, lambda x: ns["runner"](data=x)["prob"])
+
+
+def check_openvino_python(ns, folder):
+    _check_probabilities(ns)
+    _runs_like_caffe(ns, lambda x: ns["compiled"](x)["prob"])
+
+
+def check_torch_python(ns, folder):
+    import torch
+    _check_probabilities(ns)
+    _runs_like_caffe(ns, lambda x: ns["program"](torch.from_numpy(x))[0].numpy())
+
+
 CHECKS = {
     "intro": check_intro,
     "convert-and-verify": check_convert_and_verify,
@@ -227,6 +272,11 @@ CHECKS = {
     "serving-cli": check_serving_cli,
     "serving-python": check_serving_python,
     "fold": check_fold,
+    "deploy-cli": check_deploy_cli,
+    "onnx-python": check_onnx_python,
+    "litert-python": check_litert_python,
+    "openvino-python": check_openvino_python,
+    "torch-python": check_torch_python,
     "custom-layer": check_custom_layer,
 }
 

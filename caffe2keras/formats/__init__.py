@@ -72,5 +72,20 @@ def for_output(path: str, name: str | None = None) -> Format:
     return chosen
 
 
+BATCH_START = "<!-- formats-batch:start (generated from the formats' batch notes) -->"
+BATCH_END = "<!-- formats-batch:end -->"
+
+
+def formats_markdown() -> str:
+    """The README's table of formats: extension, runtime, what the batch dimension is."""
+    rows = ["| format | file | runtime | batch dimension |", "| --- | --- | --- | --- |"]
+    for fmt in _formats().values():
+        files = "folder path ending in `/`" if fmt.name == "savedmodel" else \
+            " + ".join(f"`{os.path.splitext(f)[1]}`" for f in fmt.files("model" + fmt.extensions[0]))
+        rows.append(f"| {fmt.description} (`--format {fmt.name}`) | {files} | {fmt.runtime} | "
+                    f"{fmt.batch} |")
+    return "\n".join(rows)
+
+
 __all__ = ["Format", "Runner", "input_names", "output_names", "format_names", "get_format",
-           "format_name_of", "for_output"]
+           "format_name_of", "for_output", "formats_markdown"]

@@ -73,16 +73,16 @@ class OnnxRunner(Runner):
         return dict(zip(self.outputs, results))
 
 
+OPSET = 17  # onnxruntime and OpenVINO's ONNX frontend both take it
+
+
 class OnnxFormat(Format):
     name = "onnx"
     extensions = (".onnx",)
     runtime = "onnxruntime"
     batch = "free (symbolic 'N')"
 
-    @property
-    def description(self) -> str:
-        from .onnx_ops.graph import OPSET
-        return f"ONNX (opset {OPSET})"
+    description = f"ONNX (opset {OPSET})"
 
     def expresses(self, layer_class):
         from .onnx_ops import registry

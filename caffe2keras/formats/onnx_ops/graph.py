@@ -16,7 +16,8 @@ from __future__ import annotations
 
 import numpy as np
 
-OPSET = 17
+from ..onnx_file import OPSET  # where the format describes itself, without loading Keras
+
 IR_VERSION = 8  # the IR version that came with opset 17
 # A protobuf message, so an .onnx file, cannot exceed 2 GiB - 1 byte.
 PROTOBUF_LIMIT = 2**31 - 1
