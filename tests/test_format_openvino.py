@@ -270,6 +270,39 @@ def test_each_rewrite_is_what_keeps_its_pattern_in_float32(tmp_path, monkeypatch
     assert bool(below_float32(ov.Core().compile_model(path, "CPU"))) == NARROW_BY_DEFAULT
 
 
+def _ir_layers(path, kinds):
+    return [(node.get_type_name(), node.get_attributes()["strides"])
+            for node in ov.Core().read_model(path).get_ordered_ops()
+            if node.get_type_name() in kinds]
+
+
+def test_strides_move_up_into_the_producing_convolution_as_the_plugin_moves_them(tmp_path):
+    """Both readers of a block's output are strided 1x1 convolutions: they get stride 1,
+    the block's convolution computes only every second output (stride 2), and the shortcut,
+    read by that convolution too, is subsampled by one 1x1 MaxPool. A strided 1x1
+    convolution whose input is read otherwise as well stays as it is."""
+    data = keras.Input((12, 10, 8), name="data")
+    x = keras.layers.Conv2D(8, 3, name="c")(data)
+    inner = keras.layers.Conv2D(8, 3, name="inner")(keras.layers.ZeroPadding2D(1)(x))
+    joined = keras.layers.ReLU(name="relu")(keras.layers.Add(name="sum")([inner, x]))
+    model = randomized(keras.Model(data, [
+        keras.layers.Conv2D(8, 1, strides=2, name="branch1")(joined),
+        keras.layers.Conv2D(6, 1, strides=2, name="branch2a")(joined),
+        keras.layers.Conv2D(5, 1, strides=2, name="lone")(x)]))
+    path = str(tmp_path / "block.xml")
+    FORMAT.write(model, path)
+    assert sorted(_ir_layers(path, ("Convolution", "MaxPool"))) == [
+        ("Convolution", [1, 1]),  # c
+        ("Convolution", [1, 1]), ("Convolution", [1, 1]),  # branch1, branch2a
+        ("Convolution", [2, 2]),  # inner
+        ("Convolution", [2, 2]),  # lone: x is read by inner and the Add too
+        ("MaxPool", [2, 2])]  # the shortcut
+    runner = FORMAT.load(path)
+    for batch in (1, 3):
+        feeds = inputs_for(model, batch)
+        assert largest_error(keras_outputs(model, feeds), runner.run(feeds)) <= 1e-5
+
+
 def test_a_compiled_model_below_float32_is_refused(tmp_path, monkeypatch):
     """Where the plugin still rounds something to bf16 (a pattern no rewrite knows), loading
     refuses, so the conversion check fails even where the probe input would not show it."""

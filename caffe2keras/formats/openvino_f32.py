@@ -17,6 +17,7 @@ slipping through.
 
 from __future__ import annotations
 
+from .openvino_graph import is_live
 from .openvino_rewrites import PASSES
 
 PRECISE = "precise_0"  # ov::DisableFP16Compression's rt_info key
@@ -45,7 +46,7 @@ def bodies(node) -> list:
 def _rewrite(model, rewrites: dict) -> None:
     for node in model.get_ordered_ops():
         rewrite = rewrites.get(node.get_type_name())
-        if rewrite is not None:
+        if rewrite is not None and is_live(node):  # not one an earlier rewrite replaced
             rewrite(node)
         for body in bodies(node):
             _rewrite(body, rewrites)

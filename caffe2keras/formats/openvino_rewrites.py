@@ -15,32 +15,8 @@ from __future__ import annotations
 
 import numpy as np
 
-
-def _opset():
-    """The op versions the plugin takes as they are, for the nodes added here."""
-    import openvino.opset13 as opset13
-    return opset13
-
-
-def _opset1():
-    import openvino.opset1 as opset1
-    return opset1
-
-
-def _replace(node, new) -> None:
-    new.set_friendly_name(node.get_friendly_name())
-    node.output(0).replace(new.output(0))
-
-
-def _constant(output):
-    node = output.get_node()
-    return node.get_data() if node.get_type_name() == "Constant" else None
-
-
-def _only_consumer(output):
-    """The (node, input index) reading ``output``, when there is exactly one."""
-    targets = list(output.get_target_inputs())
-    return (targets[0].get_node(), targets[0].get_index()) if len(targets) == 1 else (None, None)
+from .openvino_graph import constant, is_float, only_reader, opset, opset1, readers, replace
+from .openvino_strides import pull_strides
 
 
 # --- op versions the plugin downgrades (ConvertMaxPool8ToMaxPool1, ConvertSoftMax8ToSoftMax1...)
@@ -52,9 +28,9 @@ def pool_v1(node) -> None:
     attributes = node.get_attributes()
     if attributes.get("rounding_type", "floor") not in ("floor", "ceil") \
             or any(d != 1 for d in attributes.get("dilations", [1])) \
-            or node.get_output_size() > 1 and node.output(1).get_target_inputs():
+            or node.get_output_size() > 1 and readers(node.output(1)):
         return
-    op = _opset1()
+    op = opset1()
     common = (node.input_value(0), attributes["strides"], attributes["pads_begin"],
               attributes["pads_end"], attributes["kernel"])
     if node.get_type_name() == "MaxPool":
@@ -64,7 +40,7 @@ def pool_v1(node) -> None:
         new = op.avg_pool(*common, exclude_pad=attributes["exclude-pad"],
                           rounding_type=attributes["rounding_type"],
                           auto_pad=attributes["auto_pad"])
-    _replace(node, new)
+    replace(node, new)
 
 
 def softmax_v1(node) -> None:
@@ -73,7 +49,7 @@ def softmax_v1(node) -> None:
         return
     axis = node.get_attributes()["axis"]
     rank = node.get_output_partial_shape(0).rank.get_length()
-    _replace(node, _opset1().softmax(node.input_value(0), axis + rank if axis < 0 else axis))
+    replace(node, opset1().softmax(node.input_value(0), axis + rank if axis < 0 else axis))
 
 
 # --- data movement the plugin turns into Reshape (TransposeToReshape, Squeeze/Unsqueeze
@@ -99,7 +75,7 @@ def _target_shape(node):
 
 def _keeps_memory_order(node) -> bool:
     """A Transpose that only moves axes of size 1: the data stay in the same order."""
-    permutation = _constant(node.input_value(1))
+    permutation = constant(node.input_value(1))
     shape = node.get_input_partial_shape(0)
     if permutation is None or shape.rank.is_dynamic:
         return False
@@ -108,28 +84,23 @@ def _keeps_memory_order(node) -> bool:
     return moved == sorted(moved)
 
 
-def _is_float(node) -> bool:
-    """Only float data is narrowed; integer (shape) computations are left as they are."""
-    return node.get_output_element_type(0).is_real()
-
-
 def as_reshape(node) -> None:
     """Squeeze, Unsqueeze and an order-keeping Transpose as the Reshape the plugin makes."""
-    if not _is_float(node) or node.get_type_name() == "Transpose" \
+    if not is_float(node) or node.get_type_name() == "Transpose" \
             and not _keeps_memory_order(node):
         return
     target = _target_shape(node)
     if target is None:
         return
-    op = _opset()
-    _replace(node, op.reshape(node.input_value(0), op.constant(target), bool((target == 0).any())))
+    op = opset()
+    replace(node, op.reshape(node.input_value(0), op.constant(target), bool((target == 0).any())))
 
 
 def merge_reshapes(node) -> None:
     """Reshape(Reshape(x)) as one Reshape of x, the inner one read by nothing else."""
     inner = node.input_value(0).get_node()
-    if not _is_float(node) or inner.get_type_name() != "Reshape" \
-            or _only_consumer(inner.output(0))[0] is None:
+    if not is_float(node) or inner.get_type_name() != "Reshape" \
+            or only_reader(inner.output(0))[0] is None:
         return
     target = _target_shape(node)
     if target is None:
@@ -141,8 +112,8 @@ def merge_reshapes(node) -> None:
         if list(np.flatnonzero(target == 0)) != [0] or inner_target is None \
                 or inner_target[0] != 0:
             return
-    op = _opset()
-    _replace(node, op.reshape(inner.input_value(0), op.constant(target),
+    op = opset()
+    replace(node, op.reshape(inner.input_value(0), op.constant(target),
                               bool((target == 0).any())))
 
 
@@ -153,11 +124,11 @@ def _fold_scale(node):
     """MatMul(x, constant W) * constant s, one factor per output column or one for all
     (Caffe's Scale after an InnerProduct), as MatMul(x, W * s): the float32 products the
     plugin would fold itself. Returns the MatMul computing the product now."""
-    consumer, index = _only_consumer(node.output(0))
-    weights = _constant(node.input_value(1))
+    consumer, index = only_reader(node.output(0))
+    weights = constant(node.input_value(1))
     if consumer is None or weights is None or consumer.get_type_name() != "Multiply":
         return node
-    scale = _constant(consumer.input_value(1 - index))
+    scale = constant(consumer.input_value(1 - index))
     width = node.get_output_partial_shape(0)[-1]
     if scale is None or not width.is_static or not (
             scale.size == 1 or scale.shape[-1] == scale.size == width.get_length()):
@@ -166,20 +137,20 @@ def _fold_scale(node):
                                                                        "transpose_b"))
     scale = scale.reshape(-1).astype(np.float32)
     scaled = (weights * (scale[:, None] if transpose_b else scale)).astype(np.float32)
-    op = _opset()
+    op = opset()
     product = op.matmul(node.input_value(0), op.constant(scaled), transpose_a, transpose_b)
-    _replace(consumer, product)
+    replace(consumer, product)
     return product
 
 
 def _bias_add(matmul):
     """The Add of a constant row (one value per output column) to ``matmul``'s output, when
     it is its only consumer; with the bias's input index."""
-    consumer, index = _only_consumer(matmul.output(0))
+    consumer, index = only_reader(matmul.output(0))
     if consumer is None or consumer.get_type_name() != "Add" \
             or matmul.get_attributes()["transpose_a"]:
         return None, None
-    bias = _constant(consumer.input_value(1 - index))
+    bias = constant(consumer.input_value(1 - index))
     width = matmul.get_output_partial_shape(0)[-1]
     if bias is None or bias.ndim == 0 or not width.is_static \
             or bias.shape[-1] != bias.size or bias.size != width.get_length():
@@ -194,7 +165,7 @@ def _separate_bias(node) -> None:
     add, bias_index = _bias_add(node)
     if add is None:
         return
-    op = _opset()
+    op = opset()
     bias = add.input_value(bias_index)
     rank = node.get_output_partial_shape(0).rank.get_length()
     rows = op.gather(op.shape_of(node.input_value(0)),
@@ -202,38 +173,17 @@ def _separate_bias(node) -> None:
     ones = op.broadcast(op.constant(np.float32(1)),
                         op.concat([rows, op.constant(np.array([1], np.int64))], 0))
     row = op.reshape(bias, op.constant(np.array([1, -1], np.int64)), False)
-    _replace(add, op.add(node.output(0), op.matmul(ones, row, False, False)))
+    replace(add, op.add(node.output(0), op.matmul(ones, row, False, False)))
 
 
 def inner_product(node) -> None:
-    if _constant(node.input_value(1)) is not None:
+    if constant(node.input_value(1)) is not None:
         _separate_bias(_fold_scale(node))
-
-
-# --- a strided 1x1 convolution (StridesOptimization moves the stride into a new MaxPool)
-
-def subsample_first(node) -> None:
-    """A 1x1 convolution with strides and no padding as a 1x1 max pooling with those
-    strides (the subsampling) followed by the convolution with stride 1, as the plugin
-    would split it: every output takes the same products and sums."""
-    attributes = node.get_attributes()
-    weights = node.get_input_partial_shape(1)
-    if all(s == 1 for s in attributes["strides"]) or weights.rank.is_dynamic \
-            or any(not weights[i].is_static or weights[i].get_length() != 1
-                   for i in range(2, weights.rank.get_length())) \
-            or any(attributes["pads_begin"]) or any(attributes["pads_end"]):
-        return
-    op = _opset1()
-    spatial = len(attributes["strides"])
-    picked = op.max_pool(node.input_value(0), attributes["strides"], [0] * spatial,
-                         [0] * spatial, [1] * spatial)
-    _replace(node, op.convolution(picked, node.input_value(1), [1] * spatial, [0] * spatial,
-                                  [0] * spatial, [1] * spatial))
 
 
 PASSES = [
     {"MaxPool": pool_v1, "AvgPool": pool_v1, "Softmax": softmax_v1,
      "Transpose": as_reshape, "Squeeze": as_reshape, "Unsqueeze": as_reshape},
     {"Reshape": merge_reshapes},
-    {"MatMul": inner_product, "Convolution": subsample_first},
+    {"MatMul": inner_product, "Convolution": pull_strides},
 ]
