@@ -202,6 +202,15 @@ def test_a_layer_class_from_main_is_refused_before_writing(torch_format, tmp_pat
     assert os.listdir(tmp_path) == []
 
 
+def test_an_input_of_unknown_size_is_refused_before_exporting(torch_format, tmp_path):
+    image = keras.Input((None, None, 3), name="image")
+    model = keras.Model(image, keras.layers.Conv2D(2, 1, name="conv")(image))
+    with pytest.raises(OutputError, match=r"input 'image' has an unknown size \(None, None, "
+                                          r"None, 3\); give it with --input-shape"):
+        torch_format.write(model, str(tmp_path / "model.pt2"))
+    assert os.listdir(tmp_path) == []
+
+
 def test_without_torch_the_error_says_what_to_install(monkeypatch, tmp_path):
     real = torch_program.importlib.util.find_spec
     monkeypatch.setattr(torch_program.importlib.util, "find_spec",
@@ -229,17 +238,20 @@ def test_a_pt2_not_written_by_caffe2keras_is_refused(torch_format, tmp_path):
 # --- the model's way to the export process -------------------------------------------------------
 
 def test_config_and_raw_weights_rebuild_the_model_exactly(tmp_path):
-    """Every variable comes back bit for bit, a 0-d one (Caffe's scalar Scale) included."""
-    from caffe2keras.formats.torch_transfer import read_model, write_model
+    """Every variable comes back bit for bit: a 0-d one (Caffe's scalar Scale) and a
+    Dropout's seed state (its path numbered per process) included."""
+    from caffe2keras.formats.torch_transfer import read_model, unnumbered, write_model
     from caffe2keras.layers import Scale
 
     model = two_inputs_three_outputs()
     scalar = Scale(num_axes=0, bias_term=True, name="scalar")
-    model = keras.Model(model.inputs, model.outputs + [scalar(model.outputs[2])])
+    dropped = keras.layers.Dropout(0.5, name="drop")(model.outputs[2])
+    model = keras.Model(model.inputs, model.outputs + [scalar(dropped)])
     scalar.set_weights([np.float32(1.5), np.float32(-0.25)])
     write_model(model, str(tmp_path))
     rebuilt = read_model(str(tmp_path))
-    assert [v.path for v in rebuilt.variables] == [v.path for v in model.variables]
+    assert [unnumbered(v.path) for v in rebuilt.variables] == \
+        [unnumbered(v.path) for v in model.variables]
     for mine, theirs in zip(rebuilt.variables, model.variables):
         assert mine.shape == theirs.shape
         np.testing.assert_array_equal(mine.numpy(), theirs.numpy())

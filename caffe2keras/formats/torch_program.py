@@ -133,7 +133,7 @@ class TorchFormat(Format):
     extensions = (".pt2",)
     description = "PyTorch ExportedProgram (torch.export)"
     runtime = "torch"
-    batch = "dynamic (torch.export.Dim, 1 and up)"
+    batch = "free: one program for any batch size (torch.export dynamic dimension, 1 to 2^20)"
 
     def unsupported(self, model):
         return super().unsupported(model) + [
@@ -143,6 +143,10 @@ class TorchFormat(Format):
 
     def write(self, model, path):
         require_torch()
+        for name, tensor in zip(input_names(model), model.inputs):
+            if None in tuple(tensor.shape)[1:]:  # the program is traced at one size
+                raise OutputError(f"{path}: input {name!r} has an unknown size "
+                                  f"{tuple(tensor.shape)}; give it with --input-shape")
         from .torch_transfer import write_model
 
         scratch = tempfile.mkdtemp(prefix=".torch-export.", dir=os.path.dirname(

@@ -6,13 +6,14 @@ holds, minus its zip and HDF5 layers: on VGG16 (553 MB of weights) writing and r
 ``.keras`` file cost 2.4 s and 2.8 s of CPU, this costs a fraction. The export process
 rebuilds the model from the config (deserialised in safe mode, so no Lambda or arbitrary
 code) and assigns the weights from a memory map, checking that every variable's path and
-shape agree with the converting process's.
+shape agree with the converting process's (paths up to Keras' per-process counters).
 """
 
 from __future__ import annotations
 
 import json
 import os
+import re
 
 import numpy as np
 
@@ -51,6 +52,12 @@ def zero_initializers(config):
     return config
 
 
+def unnumbered(path: str) -> str:
+    """A variable path without the counters Keras appends to unnamed objects per process
+    ('seed_generator_10/seed_generator_state' of a Dropout -> 'seed_generator/...')."""
+    return re.sub(r"_\d+(?=/|$)", "", path)
+
+
 class ModelMismatch(Exception):
     """The rebuilt model's variables are not the ones written."""
 
@@ -66,8 +73,8 @@ def read_model(folder: str):
     with open(os.path.join(folder, MANIFEST), encoding="utf-8") as handle:
         manifest = json.load(handle)
     variables = model.variables
-    rebuilt = [(variable.path, list(variable.shape)) for variable in variables]
-    written = [(entry["path"], entry["shape"]) for entry in manifest]
+    rebuilt = [(unnumbered(variable.path), list(variable.shape)) for variable in variables]
+    written = [(unnumbered(entry["path"]), entry["shape"]) for entry in manifest]
     if rebuilt != written:
         first = next((i for i, pair in enumerate(zip(rebuilt, written)) if pair[0] != pair[1]),
                      min(len(rebuilt), len(written)))
