@@ -15,7 +15,7 @@ if keras.backend.backend() != "tensorflow":
     pytest.skip("the tflite format converts on the TensorFlow backend", allow_module_level=True)
 
 from caffe2keras.errors import ExportCheckError, OutputError, UnsupportedInFormatError  # noqa: E402
-from caffe2keras.formats import litert, litert_convert, litert_weights  # noqa: E402
+from caffe2keras.formats import litert, litert_convert, litert_norms, litert_weights  # noqa: E402,E501
 from caffe2keras.formats.base import output_names  # noqa: E402
 from caffe2keras.formats.check import check_artifact, keras_outputs  # noqa: E402
 from caffe2keras.formats.litert import LiteRTFormat, name_of_key, signature_key  # noqa: E402
@@ -157,13 +157,18 @@ def record_rounds(monkeypatch):
     return rounds, placed
 
 
-def test_every_known_kernel_layout_goes_around_the_converter(tmp_path, monkeypatch):
+def write_every_kernel_marked(model, tmp_path, monkeypatch):
+    """Write ``model`` with every known kernel a marker; (runner, rounds, placed)."""
     monkeypatch.setattr(litert_weights, "MARKER_BYTES", 0)
     rounds, placed = record_rounds(monkeypatch)
-    model = kernels_model()
-    path = str(tmp_path / "kernels.tflite")
+    path = str(tmp_path / f"{model.name}.tflite")
     FORMAT.write(model, path)
-    runner = FORMAT.load(path)
+    return FORMAT.load(path), rounds, placed
+
+
+def test_every_known_kernel_layout_goes_around_the_converter(tmp_path, monkeypatch):
+    model = kernels_model()
+    runner, rounds, placed = write_every_kernel_marked(model, tmp_path, monkeypatch)
     assert_matches_keras(runner, model, 2)
     assert_matches_keras(runner, model, 1)
     # one round: the kernel a following Rescaling folds into was never marked
@@ -174,16 +179,48 @@ def test_every_known_kernel_layout_goes_around_the_converter(tmp_path, monkeypat
 
 def test_a_kernel_folded_against_the_prediction_is_converted_in_a_second_round(
         tmp_path, monkeypatch):
-    monkeypatch.setattr(litert_weights, "MARKER_BYTES", 0)
     monkeypatch.setattr(litert_weights, "FOLDING_LAYERS", ())
-    rounds, placed = record_rounds(monkeypatch)
     model = kernels_model()
-    path = str(tmp_path / "kernels.tflite")
-    FORMAT.write(model, path)
-    assert_matches_keras(FORMAT.load(path), model, 2)
+    runner, rounds, placed = write_every_kernel_marked(model, tmp_path, monkeypatch)
+    assert_matches_keras(runner, model, 2)
     assert len(rounds) == 2
     assert "fc_scaled/kernel" in rounds[0] and "fc_scaled/kernel" not in rounds[1]
     assert len(rounds[1]) == len(placed) == 5
+
+
+def norms_model():
+    """Kernels each followed by a BatchNormalization (with and without bias, gamma, beta;
+    depthwise, dense), one whose convolution output is also a model output (so its
+    normalisation cannot be folded), random statistics."""
+    data = keras.Input((10, 9, 4), name="data")
+    x = keras.layers.Conv2D(6, (3, 2), name="conv")(data)
+    x = keras.layers.BatchNormalization(epsilon=1e-5, name="conv_bn")(x)
+    x = keras.layers.DepthwiseConv2D((2, 3), depth_multiplier=2, use_bias=False,
+                                     name="depthwise")(x)
+    x = keras.layers.BatchNormalization(scale=False, name="depthwise_bn")(x)
+    seen = keras.layers.Conv2D(5, 1, name="seen")(x)
+    y = keras.layers.BatchNormalization(center=False, name="seen_bn")(seen)
+    flat = keras.layers.Flatten(name="flat")(y)
+    dense = keras.layers.Dense(7, name="fc")(flat)
+    out = keras.layers.BatchNormalization(name="fc_bn")(dense)
+    model = keras.Model(data, [out, seen], name="norms")
+    for variable in model.variables:
+        values = RNG.standard_normal(variable.shape).astype(np.float32)
+        if "variance" in variable.path:
+            values = np.abs(values) + np.float32(0.1)
+        variable.assign(values)
+    return model
+
+
+def test_a_following_batchnorm_is_folded_around_the_converter(tmp_path, monkeypatch):
+    model = norms_model()
+    runner, rounds, placed = write_every_kernel_marked(model, tmp_path, monkeypatch)
+    assert_matches_keras(runner, model, 2)
+    assert rounds == [["conv/kernel", "depthwise/kernel", "seen/kernel", "fc/kernel"]]
+    assert len(placed) == 4
+    assert sorted(pair[0].name for pair in litert_norms.norms_after(model, [
+        v for v in model.variables if v.path.endswith("/kernel")]).values()) == [
+        "conv_bn", "depthwise_bn", "fc_bn"]  # not seen_bn: "seen" is a model output
 
 
 def test_kernels_around_the_converter_stay_outside_the_flatbuffer(tmp_path):
@@ -209,12 +246,12 @@ def test_a_perturbed_kernel_fails_the_check_naming_the_output(tmp_path, monkeypa
     monkeypatch.setattr(litert_weights, "MARKER_BYTES", 0)
     writer = litert_weights.laid_out_writer
 
-    def perturbed(variable, perm):
+    def perturbed(variable, perm, scale=None):
         if variable.path == "box/kernel":
             class Shifted:
                 path, value = variable.path, variable.numpy() + np.float32(0.01)
             variable = Shifted
-        return writer(variable, perm)
+        return writer(variable, perm, scale)
 
     monkeypatch.setattr(litert_weights, "laid_out_writer", perturbed)
     model = heads_model()
@@ -307,7 +344,7 @@ def test_a_model_with_variable_ops_is_not_written(tmp_path, monkeypatch):
     XNNPACK runs on uninitialised memory."""
     import tensorflow as tf
 
-    def with_variables(model, marked, folder, key):
+    def with_variables(model, marked, folder, key, *rest):
         spec = tf.TensorSpec((None, *model.inputs[0].shape[1:]), tf.float32, name="data")
         serve = tf.function(lambda x: {"out": model(x, training=False)}, input_signature=[spec])
         converter = tf.lite.TFLiteConverter.from_concrete_functions(

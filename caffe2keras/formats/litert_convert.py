@@ -12,6 +12,7 @@ from ..errors import OutputError
 from .base import input_names, output_names
 from .litert_errors import converter_failure, quiet_stderr
 from .litert_file import write_model_file
+from .litert_norms import foldable, fold_into, identity_state, norms_after
 from .litert_weights import find_markers, markable, marker_value
 
 SIGNATURE = "serving_default"
@@ -26,13 +27,19 @@ def write_tflite(model, path: str, scratch: str, key) -> None:
 
     marked = markable(model)
     while True:
-        flatbuffer = convert(model, marked, os.path.join(scratch, f"saved_{len(marked)}"), key)
+        norms = norms_after(model, marked)
+        flatbuffer = convert(model, marked, os.path.join(scratch, f"saved_{len(marked)}"), key,
+                             norms)
         tree = schema.ModelT.InitFromPackedBuf(flatbuffer, 0)  # buffers stay views of it
         refuse_foreign_ops(tree, schema)
         placed, lost = find_markers(tree, marked) if marked else ([], set())
+        lost |= {item.variable for item in placed
+                 if item.variable in norms and not foldable(tree, item, schema)}
         if not lost:
+            scales = {item.variable: fold_into(tree, item, *norms[item.variable], schema)
+                      for item in placed if item.variable in norms}
             write_model_file(tree, path, input_names(model), output_names(model), placed,
-                             marked)
+                             marked, scales)
             return
         marked = [variable for i, variable in enumerate(marked) if i not in lost]
 
@@ -51,11 +58,12 @@ def refuse_foreign_ops(tree, schema) -> None:
                           "model; not writing it")
 
 
-def convert(model, marked: list, folder: str, key) -> bytes:
-    """The flatbuffer of ``model`` with each variable in ``marked`` replaced by its marker."""
+def convert(model, marked: list, folder: str, key, norms=None) -> bytes:
+    """The flatbuffer of ``model`` with each variable in ``marked`` replaced by its marker
+    and each normalisation in ``norms`` (``litert_norms.norms_after``) by an identity."""
     import tensorflow as tf
 
-    save_for_conversion(model, marked, folder, key)
+    save_for_conversion(model, marked, folder, key, norms or {})
     converter = tf.lite.TFLiteConverter.from_saved_model(folder)
     converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
     # No variable may survive as one (a resource variable needs an initialiser run).
@@ -72,18 +80,20 @@ def convert(model, marked: list, folder: str, key) -> bytes:
         raise converter_failure(model, error) from None
 
 
-def save_for_conversion(model, marked: list, folder: str, key) -> None:
+def save_for_conversion(model, marked: list, folder: str, key, norms: dict) -> None:
     """A SavedModel of one signature, inputs and outputs keyed by ``key(canonical name)``.
-    The variables in ``marked`` are traced as their markers, the other small ones as
-    constants, the large ones stay variables (the converter freezes them)."""
+    The variables in ``marked`` are traced as their markers, those of the normalisations
+    in ``norms`` as an identity, the other small ones as constants, the large ones stay
+    variables (the converter freezes them)."""
     import tensorflow as tf
     from ..lazy import keras
 
     outputs = output_names(model)
     specs = [tf.TensorSpec((None, *tensor.shape[1:]), tf.float32, name=key(name))
              for name, tensor in zip(input_names(model), model.inputs)]
-    marked_ids = {id(variable) for variable in marked}
-    real = [variable for variable in model.variables if id(variable) not in marked_ids]
+    substituted = {id(variable) for variable in marked} | {
+        id(variable) for norm, _ in norms.values() for variable in norm.weights}
+    real = [variable for variable in model.variables if id(variable) not in substituted]
     # Every saved variable costs a traced saver and restorer and the converter a restore
     # and a freeze (ResNet-50's 300: half the time); a large constant costs GraphDef copies
     # (VGG16's kernels as constants: 14 GB). So: small ones constants, large ones variables.
@@ -93,7 +103,7 @@ def save_for_conversion(model, marked: list, folder: str, key) -> None:
 
     def serve(*inputs):
         constants = [(variable, tf.fill(variable.shape, marker_value(i)))
-                     for i, variable in enumerate(marked)]
+                     for i, variable in enumerate(marked)] + identity_state(norms)
         constants += [(variable, tf.constant(value)) for variable, value in small]
         with keras.StatelessScope(state_mapping=constants):
             results = model(list(inputs) if len(inputs) > 1 else inputs[0], training=False)

@@ -23,9 +23,10 @@ _LOCATION = ("buffer_location", b"outside flatbuffers")  # as the converter reco
 
 
 def write_model_file(tree, path: str, inputs: list[str], outputs: list[str],
-                     placed=(), variables=()) -> None:
+                     placed=(), variables=(), scales=None) -> None:
     """Write ``tree`` to ``path``; ``placed`` markers (``litert_weights.Placed``) of
-    ``variables`` become constants holding the variables' data."""
+    ``variables`` become constants holding the variables' data, times ``scales[variable
+    index]`` where given (a folded normalisation, ``litert_norms``)."""
     from ai_edge_litert import schema_py_generated as schema
     from .litert_weights import laid_out_writer
 
@@ -35,7 +36,8 @@ def write_model_file(tree, path: str, inputs: list[str], outputs: list[str],
         tree.buffers.append(buffer)
         tree.subgraphs[item.subgraph].tensors[item.tensor].buffer = len(tree.buffers) - 1
         outside.append((len(tree.buffers) - 1, math.prod(item.shape) * 4,
-                        laid_out_writer(variables[item.variable], item.perm)))
+                        laid_out_writer(variables[item.variable], item.perm,
+                                        (scales or {}).get(item.variable))))
     for g, subgraph in enumerate(tree.subgraphs):
         fills = {item.fill for item in placed if item.subgraph == g and item.fill is not None}
         subgraph.operators = [op for o, op in enumerate(subgraph.operators) if o not in fills]

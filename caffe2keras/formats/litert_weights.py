@@ -31,8 +31,9 @@ _MARKER_BASE = 0x3F9E3779
 MARKED_KERNELS = {"Dense": "kernel", "Conv2D": "kernel", "DepthwiseConv2D": "kernel",
                   "Conv2DTranspose": "kernel"}
 # layers whose per-channel factor the converter multiplies into the kernel before them:
-# such a kernel would come back folded, not as its marker (costing a second conversion)
-FOLDING_LAYERS = ("BatchNormalization", "Scale", "Rescaling")
+# such a kernel would come back folded, not as its marker (costing a second conversion).
+# A BatchNormalization is folded here instead (litert_norms).
+FOLDING_LAYERS = ("Scale", "Rescaling")
 
 
 def marker_value(index: int) -> np.float32:
@@ -62,13 +63,14 @@ def markable(model, threshold: int = None) -> list:
 class Placed:
     """A marker found in the converted model: tensor ``tensor`` of subgraph ``subgraph``
     holds variable ``variable`` transposed by ``perm`` and reshaped to ``shape``; ``fill``
-    the FILL op that makes it (None: an inline constant)."""
+    the FILL op that makes it (None: an inline constant); ``readers`` the ops reading it."""
     variable: int
     subgraph: int
     tensor: int
     fill: int | None
     perm: tuple[int, ...]
     shape: tuple[int, ...]
+    readers: tuple[int, ...] = ()
 
 
 def _layouts():
@@ -120,11 +122,11 @@ def find_markers(model, variables) -> tuple[list[Placed], set[int]]:
             if found is not None and subgraph.tensors[t].shape is not None and \
                     math.prod(subgraph.tensors[t].shape) == math.prod(variables[found].shape):
                 sources[t] = (found, None)
-        readers = {}  # tensor -> [(op code, input slot)]
-        for operator in subgraph.operators:
+        readers = {}  # tensor -> [(op code, input slot, op index)]
+        for o, operator in enumerate(subgraph.operators):
             for slot, t in enumerate(operator.inputs):
                 if t in sources:
-                    readers.setdefault(t, []).append((_opcode(model, operator), slot))
+                    readers.setdefault(t, []).append((_opcode(model, operator), slot, o))
         for t, (variable, fill) in sources.items():
             uses = readers.get(t, [])
             shape = tuple(int(d) for d in subgraph.tensors[t].shape)
@@ -132,7 +134,8 @@ def find_markers(model, variables) -> tuple[list[Placed], set[int]]:
             if layout is None or t in subgraph.outputs:
                 bad.add(variable)
             else:
-                placed.append(Placed(variable, g, t, fill, layout, shape))
+                placed.append(Placed(variable, g, t, fill, layout, shape,
+                                     tuple(o for _, _, o in uses)))
     found = {p.variable for p in placed}
     bad |= set(range(len(variables))) - found
     return [p for p in placed if p.variable not in bad], bad
@@ -141,7 +144,7 @@ def find_markers(model, variables) -> tuple[list[Placed], set[int]]:
 def _layout_of(uses, layouts, keras_shape, shape):
     """The permutation for a marker read as ``uses``, if they all agree and fit."""
     perms = set()
-    for code, slot in uses:
+    for code, slot, _ in uses:
         rule = layouts.get(code)
         if rule is None or rule[0] != slot:
             return None
@@ -157,15 +160,19 @@ def _layout_of(uses, layouts, keras_shape, shape):
     return perms.pop() if len(perms) == 1 else None
 
 
-def laid_out_writer(variable, perm):
+def laid_out_writer(variable, perm, scale=None):
     """A function writing the variable's array transposed by ``perm`` to a file, in slices
-    of the first axis (a 400 MB kernel never needs a second 400 MB)."""
+    of the first axis (a 400 MB kernel never needs a second 400 MB), times ``scale`` when
+    given (float32, shaped to broadcast against the laid-out array)."""
     def write(handle):
         laid_out = np.transpose(np.asarray(variable.value, dtype=np.float32), perm)
         row_bytes = max(laid_out[0].nbytes, 1)
         step = max(1, _CHUNK_BYTES // row_bytes)
         for start in range(0, laid_out.shape[0], step):
-            handle.write(np.ascontiguousarray(laid_out[start:start + step], dtype="<f4"))
+            chunk = laid_out[start:start + step]
+            if scale is not None:
+                chunk = chunk * (scale[start:start + step] if scale.shape[0] > 1 else scale)
+            handle.write(np.ascontiguousarray(chunk, dtype="<f4"))
     return write
 
 
