@@ -10,9 +10,10 @@ converter writes as a FILL op. After conversion each marker is found again
 (``_layouts``, e.g. CONV_2D's OHWI from Keras' HWIO); ``litert_file`` then drops the FILL
 ops and streams the real kernels, so laid out, into buffers after the flatbuffer.
 
-Kernels a following BatchNormalization or Scale would be multiplied into are left real
-(``FOLDING_LAYERS``). A marker the converter still folded into something else is not found;
-``litert_convert`` then converts again with that kernel real.
+A following BatchNormalization is folded here instead of by the converter
+(``litert_norms``); kernels a following Scale or Rescaling would be multiplied into are
+left real (``FOLDING_LAYERS``). A marker the converter still folded into something else is
+not found; ``litert_convert`` then converts again with that kernel real.
 """
 
 from __future__ import annotations
