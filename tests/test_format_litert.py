@@ -198,6 +198,8 @@ def norms_model():
     x = keras.layers.DepthwiseConv2D((2, 3), depth_multiplier=2, use_bias=False,
                                      name="depthwise")(x)
     x = keras.layers.BatchNormalization(scale=False, name="depthwise_bn")(x)
+    x = keras.layers.Conv2DTranspose(3, (2, 3), strides=(2, 1), name="up")(x)
+    x = keras.layers.BatchNormalization(name="up_bn")(x)
     seen = keras.layers.Conv2D(5, 1, name="seen")(x)
     y = keras.layers.BatchNormalization(center=False, name="seen_bn")(seen)
     flat = keras.layers.Flatten(name="flat")(y)
@@ -216,11 +218,12 @@ def test_a_following_batchnorm_is_folded_around_the_converter(tmp_path, monkeypa
     model = norms_model()
     runner, rounds, placed = write_every_kernel_marked(model, tmp_path, monkeypatch)
     assert_matches_keras(runner, model, 2)
-    assert rounds == [["conv/kernel", "depthwise/kernel", "seen/kernel", "fc/kernel"]]
-    assert len(placed) == 4
+    assert rounds == [["conv/kernel", "depthwise/kernel", "up/kernel", "seen/kernel",
+                       "fc/kernel"]]
+    assert len(placed) == 5
     assert sorted(pair[0].name for pair in litert_norms.norms_after(model, [
         v for v in model.variables if v.path.endswith("/kernel")]).values()) == [
-        "conv_bn", "depthwise_bn", "fc_bn"]  # not seen_bn: "seen" is a model output
+        "conv_bn", "depthwise_bn", "fc_bn", "up_bn"]  # not seen_bn: "seen" is an output
 
 
 def test_kernels_around_the_converter_stay_outside_the_flatbuffer(tmp_path):

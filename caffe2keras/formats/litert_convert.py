@@ -33,8 +33,8 @@ def write_tflite(model, path: str, scratch: str, key) -> None:
         tree = schema.ModelT.InitFromPackedBuf(flatbuffer, 0)  # buffers stay views of it
         refuse_foreign_ops(tree, schema)
         placed, lost = find_markers(tree, marked) if marked else ([], set())
-        lost |= {item.variable for item in placed
-                 if item.variable in norms and not foldable(tree, item, schema)}
+        lost |= {item.variable for item in placed if item.variable in norms
+                 and not foldable(tree, item, norms[item.variable][1], schema)}
         if not lost:
             scales = {item.variable: fold_into(tree, item, *norms[item.variable], schema)
                       for item in placed if item.variable in norms}

@@ -91,8 +91,27 @@ def reader_name(tree, item, schema) -> str | None:
                  if value == number and not name.startswith("_")), None)
 
 
-def foldable(tree, item, schema) -> bool:
-    return reader_name(tree, item, schema) in _BIAS_SLOTS
+def foldable(tree, item, layer, schema) -> bool:
+    """Whether the one op reading the marker is one we know and already adds exactly the
+    layer's bias (or none): else the bias is added elsewhere and a new one would add it
+    twice."""
+    name = reader_name(tree, item, schema)
+    if name not in _BIAS_SLOTS:
+        return False
+    subgraph = tree.subgraphs[item.subgraph]
+    inputs = subgraph.operators[item.readers[0]].inputs
+    slot = _BIAS_SLOTS[name]
+    current = inputs[slot] if len(inputs) > slot else -1
+    expected = np.asarray(layer.bias.value, np.float32) if getattr(layer, "use_bias", False) \
+        else None
+    if current < 0:
+        return expected is None
+    tensor = subgraph.tensors[current]
+    data = tree.buffers[tensor.buffer].data if tensor.buffer else None
+    if data is None or len(data) % 4:
+        return False
+    values = np.frombuffer(data, np.float32)
+    return not np.any(values) if expected is None else np.array_equal(values, expected)
 
 
 def fold_into(tree, item, norm, layer, schema):
