@@ -360,3 +360,17 @@ def test_a_model_with_variable_ops_is_not_written(tmp_path, monkeypatch):
     with pytest.raises(OutputError, match="left READ_VARIABLE, VAR_HANDLE ops"):
         FORMAT.write(model, str(tmp_path / "model.tflite"))
     assert not (tmp_path / "model.tflite").exists()
+
+
+def test_nsfw_with_every_kernel_and_batchnorm_folded_around_the_converter(nsfw_model,
+                                                                          monkeypatch):
+    """open_nsfw's 53 convolutions, each followed by a BatchNormalization folded here, and
+    its classifier: the stored blobs of real Caffe still match."""
+    from test_formats_golden import FIXTURES, check_against_caffe
+
+    monkeypatch.setattr(litert_weights, "MARKER_BYTES", 0)
+    rounds, placed = record_rounds(monkeypatch)
+    prototxt, caffemodel = nsfw_model
+    check_against_caffe("tflite", prototxt, caffemodel, FIXTURES / "nsfw" / "golden.npz",
+                        fuse_batchnorm=True)
+    assert len(rounds) == 1 and len(placed) == len(rounds[0]) == 54
