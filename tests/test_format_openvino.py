@@ -13,6 +13,9 @@ import numpy as np
 import pytest
 
 ov = pytest.importorskip("openvino")
+import openvino.opset1 as opset1  # noqa: E402
+import openvino.opset8 as opset8  # noqa: E402
+import openvino.opset14 as opset14  # noqa: E402
 keras = pytest.importorskip("keras")
 if keras.backend.backend() != "tensorflow":
     pytest.skip("the openvino format is traced on the TensorFlow backend", allow_module_level=True)
@@ -21,7 +24,8 @@ from caffe2keras.errors import ExportCheckError, OutputError, UnsupportedInForma
 from caffe2keras.formats import openvino_rewrites, openvino_trace  # noqa: E402
 from caffe2keras.formats.base import output_names  # noqa: E402
 from caffe2keras.formats.check import check_artifact, keras_outputs  # noqa: E402
-from caffe2keras.formats.openvino_f32 import PRECISE, below_float32, bodies  # noqa: E402
+from caffe2keras.formats.openvino_f32 import (PRECISE, below_float32, bodies,  # noqa: E402
+                                              keep_float32)
 from caffe2keras.formats.openvino_ir import OpenVINOFormat  # noqa: E402
 from caffe2keras.formats.write import write_artifact  # noqa: E402
 from caffe2keras.layers import Slice  # noqa: E402
@@ -268,6 +272,42 @@ def test_each_rewrite_is_what_keeps_its_pattern_in_float32(tmp_path, monkeypatch
     FORMAT.write(model, path)
     # without the rewrite the plugin rebuilds the pattern, unmarked, in bf16 where it can
     assert bool(below_float32(ov.Core().compile_model(path, "CPU"))) == NARROW_BY_DEFAULT
+
+
+@pytest.mark.parametrize("make, version", [
+    (lambda x: opset8.max_pool(x, [2, 1], [1, 1], [0, 1], [1, 0], [3, 2], "ceil").output(0),
+     "MaxPool-8"),
+    (lambda x: opset14.max_pool(x, [2, 1], [1, 1], [0, 1], [1, 0], [3, 2], "floor").output(0),
+     "MaxPool-14"),
+    (lambda x: opset14.avg_pool(x, [1, 2], [1, 0], [0, 1], [2, 3], False, "ceil"),
+     "AvgPool-14"),
+    (lambda x: opset8.softmax(x, -3), "Softmax-8"),
+], ids=["MaxPool-8", "MaxPool-14", "AvgPool-14", "Softmax-8"])
+def test_op_versions_the_plugin_downgrades_are_written_as_version_1(tmp_path, make, version):
+    """Between two convolutions (so no graph tail keeps it float32 anyway), the op is written
+    as version 1, computes what the newer version does and stays float32."""
+    x = opset1.parameter([-1, 6, 9, 7], np.float32, name="x")
+    kernel = opset1.constant((RNG.standard_normal((6, 6, 1, 1)) * 0.3).astype(np.float32))
+    y = make(opset1.convolution(x, kernel, [1, 1], [0, 0], [0, 0], [1, 1]))
+    z = opset1.convolution(y, kernel, [1, 1], [0, 0], [0, 0], [1, 1])
+
+    def build():
+        model = ov.Model([z], [x])
+        model.outputs[0].get_tensor().set_names({"z"})
+        return model
+
+    reference = ov.Core().compile_model(build(), "CPU", {"INFERENCE_PRECISION_HINT": "f32"})
+    rewritten = build()
+    keep_float32(rewritten)
+    kind = version.split("-")[0]
+    assert [node.get_type_info().version_id for node in rewritten.get_ops()
+            if node.get_type_name() == kind] == ["opset1"]
+    path = str(tmp_path / "op.xml")
+    ov.save_model(rewritten, path, compress_to_fp16=False)
+    compiled = ov.Core().compile_model(path, "CPU")
+    assert below_float32(compiled) == []
+    feeds = {"x": (RNG.standard_normal((2, 6, 9, 7)) * 50).astype(np.float32)}
+    np.testing.assert_array_equal(compiled(feeds)["z"], reference(feeds)["z"])
 
 
 def _ir_layers(path, kinds):
