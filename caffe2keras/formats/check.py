@@ -80,10 +80,10 @@ def _item_errors(want: np.ndarray, got: np.ndarray) -> tuple[float, float]:
     # Where Keras overflows (exp of a large probe value) the artifact must give the same
     # inf or NaN; those entries agree, and the finite ones are compared.
     same = (want == got) | (np.isnan(want) & np.isnan(got))
-    difference = np.where(same, 0.0, np.abs(got - want))
-    errors = difference.max(axis=1)
-    scales = np.abs(np.where(np.isfinite(want), want, 0.0)).max(axis=1)
-    with np.errstate(divide="ignore", invalid="ignore"):
+    with np.errstate(invalid="ignore", divide="ignore"):  # inf - inf where they agree
+        difference = np.where(same, 0.0, np.abs(got - want))
+        errors = difference.max(axis=1)
+        scales = np.abs(np.where(np.isfinite(want), want, 0.0)).max(axis=1)
         relative = np.where(scales > 0, errors / scales, errors)
     relative = np.where(np.isnan(relative), np.inf, relative)
     return float(errors.max()), float(relative.max())
