@@ -226,14 +226,35 @@ def test_a_following_batchnorm_is_folded_around_the_converter(tmp_path, monkeypa
         "conv_bn", "depthwise_bn", "fc_bn", "up_bn"]  # not seen_bn: "seen" is an output
 
 
-def test_kernels_around_the_converter_stay_outside_the_flatbuffer(tmp_path):
+def wide_model():
     data = keras.Input((5, 4, 3), name="data")
     flat = keras.layers.Flatten(name="flat")(data)
-    out = keras.layers.Dense(20000, name="wide")(flat)  # a 4.8 MB kernel
-    model = keras.Model(data, out)
+    return keras.Model(data, keras.layers.Dense(20000, name="wide")(flat))  # a 4.8 MB kernel
+
+
+def test_a_kernel_around_the_converter_is_an_ordinary_flatbuffer_vector(tmp_path):
+    """Read back through the flatbuffer schema as any TensorFlow Lite runtime reads it."""
+    from ai_edge_litert import schema_py_generated as schema
+    model = wide_model()
     path = str(tmp_path / "wide.tflite")
     FORMAT.write(model, path)
+    with open(path, "rb") as handle:
+        tree = schema.Model.GetRootAs(handle.read(), 0)
+    buffers = [tree.Buffers(i) for i in range(tree.BuffersLength())]
+    assert not [b for b in buffers if b.Offset() > 0]
+    kernel = next(b.DataAsNumpy() for b in buffers if b.DataLength() == 60 * 20000 * 4)
+    np.testing.assert_array_equal(kernel.view(np.float32).reshape(20000, 60),
+                                  model.get_layer("wide").kernel.numpy().T)
+    assert_matches_keras(FORMAT.load(path), model, 2)
+
+
+def test_past_two_gigabytes_the_kernels_go_after_the_flatbuffer(tmp_path, monkeypatch):
+    from caffe2keras.formats import litert_file
     from ai_edge_litert import schema_py_generated as schema
+    monkeypatch.setattr(litert_file, "FLATBUFFER_LIMIT", 1 << 20)
+    model = wide_model()
+    path = str(tmp_path / "wide.tflite")
+    FORMAT.write(model, path)
     with open(path, "rb") as handle:
         content = handle.read()
     tree = schema.Model.GetRootAs(content, 0)

@@ -1,9 +1,10 @@
 """The .tflite file as caffe2keras writes it: the converter's model (a ``ModelT``) with
 
-* large constants stored after the flatbuffer (LiteRT's ``Buffer.offset``, counted from the
-  file's start, as the converter's own large-model mode writes them): the kernels that went
-  around the converter as markers (``litert_weights``) and any large buffer the converter
-  wrote inline, streamed one at a time, so the file never exists twice in memory;
+* large constants streamed into the file one at a time, so the file never exists twice in
+  memory: the kernels that went around the converter as markers (``litert_weights``) and
+  any large buffer the converter wrote. Up to 2 GB they are ordinary flatbuffer vectors
+  placed after the tables (any TensorFlow Lite runtime reads the file); past it, buffers
+  after the flatbuffer found by ``Buffer.offset`` (LiteRT, TensorFlow Lite 2.15 on);
 * a metadata entry ``caffe2keras_io``: the canonical input and output names in the Keras
   model's order (a signature lists its keys sorted; LiteRT's own output order is another).
 """
@@ -17,7 +18,8 @@ import mmap
 import numpy as np
 
 IO_METADATA = "caffe2keras_io"
-OUTSIDE_BYTES = 1 << 20  # buffers from this size on are stored after the flatbuffer
+LARGE_BYTES = 1 << 20  # buffers from this size on are streamed to the file, not packed
+FLATBUFFER_LIMIT = (1 << 31) - 1  # what a flatbuffer's verifier accepts
 _ALIGN = 64
 _LOCATION = ("buffer_location", b"outside flatbuffers")  # as the converter records it
 
@@ -30,31 +32,68 @@ def write_model_file(tree, path: str, inputs: list[str], outputs: list[str],
     from ai_edge_litert import schema_py_generated as schema
     from .litert_weights import laid_out_writer
 
-    outside = []  # (buffer index, size, write(handle))
+    large = []  # (buffer index, size, write(handle)): streamed after the flatbuffer's tables
     for item in placed:
-        buffer = schema.BufferT()
-        tree.buffers.append(buffer)
+        tree.buffers.append(schema.BufferT())
         tree.subgraphs[item.subgraph].tensors[item.tensor].buffer = len(tree.buffers) - 1
-        outside.append((len(tree.buffers) - 1, math.prod(item.shape) * 4,
-                        laid_out_writer(variables[item.variable], item.perm,
-                                        (scales or {}).get(item.variable))))
+        large.append((len(tree.buffers) - 1, math.prod(item.shape) * 4,
+                      laid_out_writer(variables[item.variable], item.perm,
+                                      (scales or {}).get(item.variable))))
     for g, subgraph in enumerate(tree.subgraphs):
         fills = {item.fill for item in placed if item.subgraph == g and item.fill is not None}
         subgraph.operators = [op for o, op in enumerate(subgraph.operators) if o not in fills]
     for index, buffer in enumerate(tree.buffers):
-        if buffer.data is not None and len(buffer.data) >= OUTSIDE_BYTES:
+        if buffer.data is not None and len(buffer.data) >= LARGE_BYTES:
             data, buffer.data = buffer.data, None
-            outside.append((index, len(data), lambda handle, data=data: handle.write(data)))
+            large.append((index, len(data), lambda handle, data=data: handle.write(data)))
     _add_metadata(tree, schema, IO_METADATA,
                   json.dumps({"inputs": inputs, "outputs": outputs}).encode("utf-8"))
-    if outside:
+    if sum(size + _ALIGN for _, size, _ in large) < FLATBUFFER_LIMIT - len(_pack(tree)):
+        _write_with_vectors_after_tables(tree, large, path, schema)
+    else:
         _add_metadata(tree, schema, *_LOCATION)
+        _write_with_buffers_outside(tree, large, path)
 
-    for index, size, _ in outside:  # a non-default offset, so that packing writes the field
+
+def _write_with_vectors_after_tables(tree, large, path: str, schema) -> None:
+    """A plain flatbuffer, as every LiteRT and TensorFlow Lite runtime reads it: each large
+    ``Buffer.data`` vector placed after the tables and written there from its source.
+
+    A flatbuffer's vector is referenced by an unsigned offset from the referencing field,
+    forwards, so a vector may sit anywhere after its table. The tables are packed with a
+    one-byte stand-in vector per large buffer; each stand-in's field is then pointed at the
+    real vector appended after the tables."""
+    import struct
+
+    for index, _, _ in large:
+        tree.buffers[index].data = np.zeros(1, np.uint8)
+    head = bytearray(_pack(tree))
+    model = schema.Model.GetRootAs(head, 0)
+    position, plan = len(head), []
+    for index, size, write in large:
+        table = model.Buffers(index)._tab
+        field = table.Pos + table.Offset(4)  # Buffer.data: the table's first field
+        start = _aligned(position + 4)  # the vector's length comes just before its data
+        struct.pack_into("<I", head, field, start - 4 - field)
+        plan.append((start, size, write))
+        position = start + size
+    with open(path, "wb") as handle:
+        handle.write(head)
+        for start, size, write in plan:
+            handle.write(b"\0" * (start - 4 - handle.tell()) + struct.pack("<I", size))
+            write(handle)
+            _check_written(handle, start, size)
+
+
+def _write_with_buffers_outside(tree, large, path: str) -> None:
+    """Past 2 GB: the large buffers after the flatbuffer, found by ``Buffer.offset`` (from
+    the file's start) as the converter's own large-model mode writes them (LiteRT and
+    TensorFlow Lite 2.15 on)."""
+    for index, size, _ in large:  # a non-default offset, so that packing writes the field
         tree.buffers[index].offset, tree.buffers[index].size = 1, size
     sizing = _pack(tree)
     position = _aligned(len(sizing))
-    for index, size, _ in outside:
+    for index, size, _ in large:
         tree.buffers[index].offset = position
         position = _aligned(position + size)
     head = _pack(tree)
@@ -62,12 +101,15 @@ def write_model_file(tree, path: str, inputs: list[str], outputs: list[str],
         raise RuntimeError("the flatbuffer changed size when its buffer offsets were set")
     with open(path, "wb") as handle:
         handle.write(head)
-        for index, size, write in outside:
+        for index, size, write in large:
             handle.write(b"\0" * (tree.buffers[index].offset - handle.tell()))
             write(handle)
-            if handle.tell() != tree.buffers[index].offset + size:
-                raise RuntimeError(f"buffer {index}: wrote {handle.tell() - tree.buffers[index].offset}"
-                                   f" bytes for {size}")
+            _check_written(handle, tree.buffers[index].offset, size)
+
+
+def _check_written(handle, start: int, size: int) -> None:
+    if handle.tell() != start + size:
+        raise RuntimeError(f"wrote {handle.tell() - start} bytes of a {size}-byte buffer")
 
 
 def read_io_names(path: str) -> dict | None:
