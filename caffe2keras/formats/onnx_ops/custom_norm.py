@@ -14,10 +14,18 @@ def lrn(layer, g, inputs, outputs):
     n = layer.local_size
     x = g.value(inputs[0], "nchw")
     if layer.norm_region == "across_channels":
-        # Caffe: x * (k + alpha/n * sum_{n channels} x^2)^-beta, channels zero-padded.
-        # ONNX's LRN: x / (bias + alpha/size * sum_{size channels} x^2)^beta, the same with
-        # size = n, bias = k.
-        y = g.op("LRN", x, size=n, alpha=layer.alpha, beta=layer.beta, bias=layer.k)
+        # Caffe: x * (k + alpha/n * sum_{n channels} x^2)^-beta, channels zero-padded,
+        # (n - 1) / 2 before and the rest after. ONNX's own LRN op states the same formula, but
+        # OpenVINO's ONNX frontend computes it otherwise (0.22 off for n = 3), so the window
+        # mean is an AveragePool over the channel axis of (N, 1, C, H*W), padding counted.
+        _, height, width, channels = g.shape(inputs[0])
+        before = (n - 1) // 2
+        squares = g.op("Reshape", g.op("Mul", x, x), g.const([0, 1, channels, -1], "int64"))
+        mean = g.op("AveragePool", squares, kernel_shape=[n, 1],
+                    pads=[before, 0, n - 1 - before, 0], count_include_pad=1)
+        mean = g.op("Reshape", mean, g.const([0, channels, height, width], "int64"))
+        scale = g.op("Add", f32(g, layer.k), g.op("Mul", f32(g, layer.alpha), mean))
+        y = g.op("Mul", x, g.op("Pow", scale, f32(g, -layer.beta)))
     else:
         # Caffe: x * (1 + alpha/n^2 * sum_{n x n window} x^2)^-beta, zero-padded, always
         # n^2 in the divisor: the window mean (padding counted) is sum / n^2.
