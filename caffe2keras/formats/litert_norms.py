@@ -3,8 +3,8 @@
 The converter multiplies a following BatchNormalization into the kernel before it, which
 would turn the kernel's marker into a full-size array of products. So for the trace the
 BatchNormalization is made an identity (gamma 1, beta 0, mean 0, a variance that makes
-``variance + epsilon`` exactly 1): the marker comes through, and the file gets what the
-converter's fold computes, from the real values (TensorFlow's inference formula)::
+``variance + epsilon`` exactly 1): the marker comes through, and the fold is computed here
+from the real values, in float32 as TensorFlow's inference formula gives them::
 
     y = (conv(x, W) + b) * inv + (beta - mean * inv),  inv = rsqrt(variance + eps) * gamma
       = conv(x, W * inv) + (b * inv + beta - mean * inv)
@@ -35,13 +35,15 @@ def norms_after(model, marked: list) -> dict:
         if type(norm).__name__ != "BatchNormalization" or len(norm._inbound_nodes) != 1 \
                 or id(layer.output) in returned:
             continue
-        if norm.axis in (-1, len(norm.input.shape) - 1):
+        if norm.axis in (-1, len(norm.input.shape) - 1) and \
+                _identity_variance(norm.epsilon) is not None:
             found[index] = (norm, layer)
     return found
 
 
-def _identity_variance(epsilon: float) -> np.float32:
-    """A float32 v with fl(v + epsilon) == 1, so rsqrt gives exactly 1."""
+def _identity_variance(epsilon: float) -> np.float32 | None:
+    """A float32 v with fl(v + epsilon) == 1, so rsqrt gives exactly 1 (None if none is
+    near 1 - epsilon)."""
     eps = np.float32(epsilon)
     value = np.float32(1) - eps
     for _ in range(8):
@@ -49,7 +51,7 @@ def _identity_variance(epsilon: float) -> np.float32:
         if total == 1:
             return value
         value = np.nextafter(value, np.float32(-np.inf if total > 1 else np.inf))
-    raise ValueError(f"no float32 variance makes variance + {epsilon} exactly 1")
+    return None
 
 
 def identity_state(norms: dict) -> list:
