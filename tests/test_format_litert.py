@@ -314,6 +314,15 @@ def test_a_dilated_transposed_convolution_is_refused_by_name(tmp_path):
     assert os.listdir(tmp_path) == []
 
 
+def test_the_formats_table_names_the_dilated_transposed_convolutions():
+    assert FORMAT.expresses("GroupedConv2DTranspose").startswith("dilated ones: LiteRT's")
+    assert FORMAT.expresses("Conv2DTranspose").startswith("dilated ones: LiteRT's")
+    assert FORMAT.expresses("Conv2D") is None
+    up = keras.layers.Conv2DTranspose(2, 3, strides=2, name="up")  # no dilation: converts
+    data = keras.Input((4, 5, 3), name="data")
+    assert FORMAT.unsupported(keras.Model(data, up(data))) == []
+
+
 @keras.saving.register_keras_serializable(package="caffe2keras_tests")
 class Determinant(keras.layers.Layer):
     """A layer whose op (MatrixDeterminant) LiteRT has only as a Flex op."""

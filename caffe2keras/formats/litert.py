@@ -110,7 +110,13 @@ class LiteRTFormat(Format):
     batch = ("dynamic (shape signature -1): the signature runner resizes the inputs to the "
              "batch it is given (or `resize_tensor_input`, then `allocate_tensors`)")
 
+    def expresses(self, layer_class):
+        if layer_class in TRANSPOSED_CONVOLUTIONS:
+            return f"dilated ones: {DILATED_TRANSPOSE_REASON}"
+        return None
+
     def unsupported(self, model):
+        # by configuration, not by class: a transposed convolution without dilation converts
         refused = []
         for layer in model.layers:
             dilation = getattr(layer, "dilation_rate", None)
