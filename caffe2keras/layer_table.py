@@ -40,7 +40,8 @@ def layer_table_text() -> str:
 
 
 def _format_cells(module) -> list[str]:
-    """Per runtime format: "yes", or the Keras layers of the family it cannot express, why."""
+    """Per runtime format: "yes", or the Keras layers of the family it refuses (all of them,
+    or some configurations, as the reason says)."""
     from .formats import get_format
     cells = []
     for name in RUNTIME_FORMATS:
@@ -48,7 +49,7 @@ def _format_cells(module) -> list[str]:
         refused = {cls: fmt.expresses(cls) for cls in module.KERAS_LAYERS}
         refused = {cls: why for cls, why in refused.items() if why is not None}
         cells.append("yes" if not refused else
-                     "no: " + "; ".join(f"{cls} ({why})" for cls, why in sorted(refused.items())))
+                     "refused: " + "; ".join(f"{cls} ({why})" for cls, why in sorted(refused.items())))
     return cells
 
 
