@@ -32,7 +32,9 @@ conversion of the same run; the artifacts (VGG16 and open_nsfw) are then run by 
 runtimes as a user loads them, with the runtime's defaults except 2 threads, each row's
 output checked against the converted Keras model's on the same input (1e-4 of its largest
 value) so that no row times a wrong artifact. Latencies are given as ratios to OpenCV DNN's
-on the same model and batch, measured in the same run.
+on the same model and batch, measured in the same run. The rows compared with each other
+are taken in turns (run 1 of each, then run 2, ...), so that on a shared machine they share
+its changing load.
 """
 
 from __future__ import annotations
@@ -568,48 +570,71 @@ def subprocess_peaks(folder: str, child_pid: int) -> list[dict]:
     return found
 
 
-def measure(task: str, *args: str, runs: int = 3) -> dict:
-    """Median wall times and peak RSS of ``runs`` fresh processes running ``task``.
+def sample(task: str, *args: str) -> dict:
+    """One fresh process running ``task``: its result, wall time and peak RSS.
 
     ``peak_rss_bytes`` is the largest own peak (VmHWM) of the child and of the Python
     processes it started (``peak_of`` says which); ``own_peak_bytes`` the child's,
     ``subprocess_peak_bytes`` its subprocesses' (when it had any); ``ru_maxrss_bytes`` what
     wait4 reports for the child (inflated by the parent's high-water mark: kept to show it)."""
-    samples = []
-    for _ in range(runs):
-        with tempfile.TemporaryFile("w+") as out, \
-                tempfile.TemporaryDirectory(prefix="caffe2keras-bench-peaks-") as peaks:
-            start = time.perf_counter()
-            process = subprocess.Popen([sys.executable, __file__, "--child", task, *args],
-                                       stdout=out, stderr=subprocess.PIPE, text=True,
-                                       env=child_environment(peaks))
-            errors = process.stderr.read()  # read while it runs: a full pipe would block it
-            _, status, usage = os.wait4(process.pid, 0)
-            wall = time.perf_counter() - start
-            process.returncode = os.waitstatus_to_exitcode(status)
-            process.stderr.close()
-            if process.returncode:
-                raise RuntimeError(f"{task} {' '.join(args)} failed "
-                                   f"(exit {process.returncode}):\n{errors[-3000:]}")
-            out.seek(0)
-            result = json.loads(out.read().strip().splitlines()[-1])
-            below = subprocess_peaks(peaks, process.pid)
-        sample = {**result, "process_s": wall, "ru_maxrss_bytes": usage.ru_maxrss * 1024,
-                  "peak_rss_bytes": result["own_peak_bytes"], "peak_of": "process"}
-        if below:
-            top = max(below, key=lambda record: record["peak_bytes"])
-            sample["subprocess_peak_bytes"] = top["peak_bytes"]
-            sample["subprocess"] = " ".join(os.path.basename(a) for a in top["argv"][:3])
-            if top["peak_bytes"] > sample["peak_rss_bytes"]:
-                sample["peak_rss_bytes"], sample["peak_of"] = top["peak_bytes"], "subprocess"
-        samples.append(sample)
+    with tempfile.TemporaryFile("w+") as out, \
+            tempfile.TemporaryDirectory(prefix="caffe2keras-bench-peaks-") as peaks:
+        start = time.perf_counter()
+        process = subprocess.Popen([sys.executable, __file__, "--child", task, *args],
+                                   stdout=out, stderr=subprocess.PIPE, text=True,
+                                   env=child_environment(peaks))
+        errors = process.stderr.read()  # read while it runs: a full pipe would block it
+        _, status, usage = os.wait4(process.pid, 0)
+        wall = time.perf_counter() - start
+        process.returncode = os.waitstatus_to_exitcode(status)
+        process.stderr.close()
+        if process.returncode:
+            raise RuntimeError(f"{task} {' '.join(args)} failed "
+                               f"(exit {process.returncode}):\n{errors[-3000:]}")
+        out.seek(0)
+        result = json.loads(out.read().strip().splitlines()[-1])
+        below = subprocess_peaks(peaks, process.pid)
+    found = {**result, "process_s": wall, "ru_maxrss_bytes": usage.ru_maxrss * 1024,
+             "peak_rss_bytes": result["own_peak_bytes"], "peak_of": "process"}
+    if below:
+        top = max(below, key=lambda record: record["peak_bytes"])
+        found["subprocess_peak_bytes"] = top["peak_bytes"]
+        found["subprocess"] = " ".join(os.path.basename(a) for a in top["argv"][:3])
+        if top["peak_bytes"] > found["peak_rss_bytes"]:
+            found["peak_rss_bytes"], found["peak_of"] = top["peak_bytes"], "subprocess"
+    return found
+
+
+def merge(samples: list[dict]) -> dict:
+    """The median of each measured figure over the samples (the rest from the last)."""
     merged = dict(samples[-1])
     for key in ("op_s", "process_s", "peak_rss_bytes", "own_peak_bytes", "subprocess_peak_bytes",
                 "ru_maxrss_bytes", "latency_s"):
         if key in merged:
-            merged[key] = statistics.median(sample[key] for sample in samples)
-    merged["runs"] = runs
+            merged[key] = statistics.median(one[key] for one in samples)
+    merged["runs"] = len(samples)
     return merged
+
+
+def measure(task: str, *args: str, runs: int = 3) -> dict:
+    """Median wall times and peak RSS of ``runs`` fresh processes running ``task``."""
+    return merge([sample(task, *args) for _ in range(runs)])
+
+
+def measure_interleaved(jobs: list[tuple], runs: int) -> list:
+    """``measure`` of each job (task, *args), taken in turns: run 1 of every job, then run 2,
+    ... so that the jobs compared with each other share the machine's load (others' tests
+    come and go). A job that fails once is not run again: its entry is the RuntimeError."""
+    samples: list[list[dict]] = [[] for _ in jobs]
+    failures: list[RuntimeError | None] = [None] * len(jobs)
+    for _ in range(runs):
+        for index, job in enumerate(jobs):
+            if failures[index] is None:
+                try:
+                    samples[index].append(sample(*job))
+                except RuntimeError as error:
+                    failures[index] = error
+    return [failure or merge(found) for failure, found in zip(failures, samples)]
 
 
 # ------------------------------------------------------------------ the table
@@ -688,28 +713,26 @@ def run_rows(models: dict, groups: set[str], runs: int, workdir: str) -> list[di
             convert(key, key + extension)
         return path
 
-    predict_runs = runs if "runtimes" in groups else 1
-
-    def keras_row(key, batch, group="predict"):
+    def keras_row(key, batch):
         """Keras on TF running the converted .h5 (its output is the runtime rows'
         reference)."""
         if ("keras", key, batch) not in peers:
             reference = os.path.join(workdir, f"{key}-batch{batch}-keras.npy")
-            row = add(group, f"converted model (Keras on TF) predict_on_batch, batch {batch}",
+            row = add("predict", f"converted model (Keras on TF) predict_on_batch, batch {batch}",
                       key, measure("predict_keras", artifact(key, ".h5"), str(batch), reference,
-                                   runs=predict_runs))
+                                   runs=1))
             written.add(reference)
             row["reference"] = reference
             peers["keras", key, batch] = row
         return peers["keras", key, batch]
 
-    def opencv_row(key, batch, group="predict-opencv"):
+    def opencv_row(key, batch):
         if ("opencv", key, batch) not in peers:
             reference = keras_row(key, batch)["reference"]
             peers["opencv", key, batch] = add(
-                group, f"OpenCV DNN forward (Caffe files), batch {batch}", key,
+                "predict-opencv", f"OpenCV DNN forward (Caffe files), batch {batch}", key,
                 measure("predict_opencv", models[key]["prototxt"], models[key]["caffemodel"],
-                        str(batch), reference, runs=predict_runs))
+                        str(batch), reference, runs=1))
         return peers["opencv", key, batch]
 
     vgg, nsfw = models["vgg16"], models["nsfw"]
@@ -744,24 +767,32 @@ def run_rows(models: dict, groups: set[str], runs: int, workdir: str) -> list[di
                 row["targets"] = {"convert_wall": row["process_s"] / floor["process_s"],
                                   "convert_rss": row["peak_rss_bytes"] / size[key]}
     if "formats" in groups:
-        # The cost of writing each runtime format, against the .h5 conversion of this run.
-        h5 = add("formats", "caffe2keras convert to .h5 (this group's reference)", "vgg16",
-                 convert("vgg16", "vgg16.h5", runs=runs), file_bytes=size["vgg16"])
+        # The cost of writing each runtime format, against the .h5 conversion of this run
+        # (taken in turns with it).
+        h5 = None
+        jobs = [("vgg16.h5", "caffe2keras convert to .h5 (this group's reference)", ())]
         for name, extension, _, _ in RUNTIME_FORMATS:
-            for options in ((), ("--no-check",)):
-                label = f"caffe2keras convert to {extension}" + "".join(f" {o}" for o in options)
-                out = f"vgg16{extension}" if not options else f"vgg16-nocheck{extension}"
-                try:
-                    row = add("formats", label, "vgg16", convert("vgg16", out, *options,
-                                                                 runs=runs))
-                except RuntimeError as error:
-                    fail("formats", label, "vgg16", error)
-                    continue
-                finally:
-                    if options:  # the checked file is the one the predict rows run
-                        for path in artifact_files(os.path.join(workdir, out)):
-                            if os.path.exists(path):
-                                os.remove(path)
+            jobs += [(f"vgg16{extension}", f"caffe2keras convert to {extension}", ()),
+                     (f"vgg16-nocheck{extension}",
+                      f"caffe2keras convert to {extension} --no-check", ("--no-check",))]
+        results = measure_interleaved(
+            [("convert_cli", vgg["prototxt"], vgg["caffemodel"], os.path.join(workdir, out),
+              *options) for out, _, options in jobs], runs)
+        for (out, label, options), result in zip(jobs, results):
+            path = os.path.join(workdir, out)
+            if options:  # the checked file is the one the predict rows run
+                for leftover in artifact_files(path):
+                    if os.path.exists(leftover):
+                        os.remove(leftover)
+            if isinstance(result, RuntimeError):
+                fail("formats", label, "vgg16", result)
+                continue
+            row = add("formats", label, "vgg16", result, file_bytes=size["vgg16"])
+            if not options:
+                written.add(path)
+            if out == "vgg16.h5":
+                h5 = row
+            elif h5 is not None:
                 row["targets"] = {"write_wall": row["process_s"] / h5["process_s"],
                                   "write_rss": row["peak_rss_bytes"] / h5["peak_rss_bytes"]}
     fold = "fold" in groups and fold_option_available()
@@ -783,6 +814,54 @@ def run_rows(models: dict, groups: set[str], runs: int, workdir: str) -> list[di
                   measure("convert_profile", vgg["prototxt"], vgg["caffemodel"],
                           os.path.join(workdir, "profile.h5"), runs=1))
         row["file_bytes"] = size["vgg16"]
+    if "runtimes" in groups:
+        # Each runtime's artifact, as a user runs it, beside OpenCV and Keras: for each model
+        # and batch, all of them taken in turns (``measure_interleaved``).
+        for key in ("vgg16", "nsfw"):
+            paths = {}
+            for name, extension, how, task in RUNTIME_FORMATS:
+                try:
+                    paths[name] = artifact(key, extension)
+                except RuntimeError as error:
+                    fail("runtimes", f"{how}: caffe2keras convert to {extension}", key, error)
+            keras_model = artifact(key, ".h5")
+            for batch in (1, 8):
+                reference = os.path.join(workdir, f"{key}-batch{batch}-keras.npy")
+                caffe = (models[key]["prototxt"], models[key]["caffemodel"], str(batch),
+                         reference)
+                jobs = [("keras", f"converted model (Keras on TF) predict_on_batch, batch {batch}",
+                         ("predict_keras", keras_model, str(batch), reference)),
+                        ("opencv", f"OpenCV DNN forward (Caffe files), batch {batch}",
+                         ("predict_opencv", *caffe))]
+                if key == "vgg16":  # how much of OpenCV's lead on VGG16 is its Winograd
+                    jobs.append(("opencv-nowinograd",
+                                 f"OpenCV DNN forward, Winograd off, batch {batch}",
+                                 ("predict_opencv", *caffe, "nowinograd")))
+                jobs += [(name, f"{how}, batch {batch}", (task, paths[name], str(batch),
+                                                          reference))
+                         for name, _, how, task in RUNTIME_FORMATS if name in paths]
+                results = measure_interleaved([job for _, _, job in jobs], runs)
+                if isinstance(results[0], RuntimeError):
+                    raise results[0]  # no reference output: nothing else can be checked
+                written.add(reference)
+                for (name, label, _), result in zip(jobs, results):
+                    if isinstance(result, RuntimeError):
+                        fail("runtimes", label, key, result)
+                        continue
+                    row = add("runtimes", label, key, result)
+                    if name in paths:
+                        row["format"] = name
+                    if name in ("keras", "opencv"):
+                        peers[name, key, batch] = row
+                    if name == "keras":
+                        row["reference"] = reference
+                opencv = peers.get(("opencv", key, batch))
+                for row in rows:
+                    if (opencv and row is not opencv and row["group"] == "runtimes"
+                            and row["model"] == key and row.get("batch") == batch
+                            and "latency_s" in row):
+                        row.setdefault("targets", {})["vs_opencv"] = (row["latency_s"]
+                                                                       / opencv["latency_s"])
     if "predict" in groups:
         floor_model = os.path.join(workdir, "floor.h5")
         if not os.path.exists(floor_model):
@@ -793,7 +872,8 @@ def run_rows(models: dict, groups: set[str], runs: int, workdir: str) -> list[di
         for key in ("vgg16", "nsfw"):
             for batch in (1, 8):
                 ours, cv = keras_row(key, batch), opencv_row(key, batch)
-                ours["targets"] = {f"predict_b{batch}": ours["latency_s"] / cv["latency_s"]}
+                ours.setdefault("targets", {})[f"predict_b{batch}"] = (ours["latency_s"]
+                                                                       / cv["latency_s"])
         if fold:
             path = os.path.join(workdir, "nsfw_folded.h5")
             if path not in written:
@@ -803,38 +883,6 @@ def run_rows(models: dict, groups: set[str], runs: int, workdir: str) -> list[di
                           "nsfw folded", measure("predict_keras", path, str(batch), runs=1))
                 row["targets"] = {f"predict_b{batch}": row["latency_s"]
                                   / opencv_row("nsfw", batch)["latency_s"]}
-    if "runtimes" in groups:
-        # Each runtime's artifact, as a user runs it, beside OpenCV and Keras on the same run.
-        for key in ("vgg16", "nsfw"):
-            for batch in (1, 8):
-                keras, cv = keras_row(key, batch, "runtimes"), opencv_row(key, batch, "runtimes")
-                keras.setdefault("targets", {})["vs_opencv"] = keras["latency_s"] / cv["latency_s"]
-            if key == "vgg16":  # how much of OpenCV's lead on VGG16 is its Winograd
-                for batch in (1, 8):
-                    label = f"OpenCV DNN forward, Winograd off, batch {batch}"
-                    row = add("runtimes", label, key, measure(
-                        "predict_opencv", models[key]["prototxt"], models[key]["caffemodel"],
-                        str(batch), peers["keras", key, batch]["reference"], "nowinograd",
-                        runs=runs))
-                    row["targets"] = {"vs_opencv": row["latency_s"]
-                                      / peers["opencv", key, batch]["latency_s"]}
-            for name, extension, how, task in RUNTIME_FORMATS:
-                try:
-                    path = artifact(key, extension)
-                except RuntimeError as error:
-                    fail("runtimes", f"{how}: caffe2keras convert to {extension}", key, error)
-                    continue
-                for batch in (1, 8):
-                    label = f"{how}, batch {batch}"
-                    try:
-                        row = add("runtimes", label, key, measure(
-                            task, path, str(batch), peers["keras", key, batch]["reference"],
-                            runs=runs), format=name)
-                    except RuntimeError as error:
-                        fail("runtimes", label, key, error)
-                        continue
-                    row["targets"] = {"vs_opencv": row["latency_s"]
-                                      / peers["opencv", key, batch]["latency_s"]}
     return rows
 
 
