@@ -70,10 +70,10 @@ def exported(torch_format, tmp_path_factory):
     return model, path, checks
 
 
-def seeded_feeds(model, batch, seed):
-    """Normal values (scale 10) for every input, ``batch`` items."""
+def seeded_feeds(model, batch, seed, scale=10.0):
+    """Normal values times ``scale`` for every input, ``batch`` items."""
     rng = np.random.default_rng(seed)
-    return {name: (rng.standard_normal((batch, *tensor.shape[1:])) * 10).astype(np.float32)
+    return {name: (rng.standard_normal((batch, *tensor.shape[1:])) * scale).astype(np.float32)
             for name, tensor in zip(input_names(model), model.inputs)}
 
 
@@ -316,3 +316,27 @@ def test_detection_output_exports_one_loop_and_matches_keras_at_any_batch(torch_
     loops = [node for node in program.graph.nodes
              if node.op == "call_function" and "while_loop" in str(node.target)]
     assert len(loops) == 1  # NMS is one loop, not PRIORS unrolled steps
+
+
+def test_an_ssd_with_prior_boxes_runs_any_batch_size(torch_format, tmp_path):
+    """PriorBox gets its batch axis from the feature map: one program, batches 1 and 3.
+    Inputs of scale 1: larger ones saturate the softmax, and which of many scores reach
+    exactly 1.0 (and so which tied boxes are kept) then depends on each backend's rounding."""
+    from pathlib import Path
+
+    import caffe2keras
+
+    folder = Path(__file__).resolve().parent.parent / "fixtures" / "ssd"
+    model = caffe2keras.convert(str(folder / "deploy.prototxt"), str(folder / "weights.caffemodel"))
+    assert {"PriorBox", "DetectionOutput"} <= {type(layer).__name__ for layer in model.layers}
+    path = str(tmp_path / "ssd.pt2")
+    torch_format.write(model, path)
+    runner = torch_format.load(path)
+    for batch in (1, 3):
+        feeds = seeded_feeds(model, batch, seed=10 + batch, scale=1.0)
+        expected, actual = keras_outputs(model, feeds), runner.run(feeds)
+        for name, want in expected.items():
+            assert actual[name].shape == want.shape and want.shape[0] == batch
+            assert (want[..., 1] >= 0).all(axis=1).any()  # an item with all rows detections
+            np.testing.assert_array_equal(actual[name][..., :2], want[..., :2])  # image, label
+            assert np.max(np.abs(actual[name] - want)) <= 1e-5 * np.max(np.abs(want))
