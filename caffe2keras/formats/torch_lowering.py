@@ -9,8 +9,9 @@ equivalents while the model is traced:
   symbolic sizes, then ``torch.gather``, which is what take_along_dim computes.
 * ``keras.ops.fori_loop``: the torch backend runs it as a Python loop, so tracing unrolls it:
   DetectionOutput's NMS loop (one step per candidate box, ``top_k`` of them) became thousands
-  of graph nodes, tens of seconds to trace and to save at top_k 30, minutes at SSD's 400.
-  Replacement: torch's ``while_loop`` operator, one traced body whatever the count; the same
+  of graph nodes: at top_k 30, some 20 s to trace and 20 s more to save (SSD300 has 400).
+  Replacement: torch's ``while_loop`` operator, one traced body whatever the count (at
+  SSD300's sizes, 8732 priors and top_k 400, written and checked in 15 s of CPU); the same
   operations in the same order, so the same values.
 """
 
