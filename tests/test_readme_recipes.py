@@ -254,7 +254,13 @@ def check_openvino_python(ns, folder):
 def check_torch_python(ns, folder):
     import torch
     _check_probabilities(ns)
-    _runs_like_caffe(ns, lambda x: ns["program"](torch.from_numpy(x))[0].numpy())
+    assert not ns["probabilities"].requires_grad
+
+    def run(x):
+        with torch.no_grad():
+            return ns["program"](torch.from_numpy(x))[0].numpy()
+
+    _runs_like_caffe(ns, run)
 
 
 CHECKS = {
