@@ -103,6 +103,31 @@ def test_one_file_runs_any_batch_size(exported, torch_format, batch):
     assert max(relative_errors(expected, actual).values()) < EXACT
 
 
+def test_the_program_keeps_no_layout_copy_before_a_convolution(exported, torch_format):
+    model, path, _ = exported
+    graph = torch_format.load(path).module.graph
+    targets = [str(node.target) for node in graph.nodes if node.op == "call_function"]
+    assert "aten.conv2d.default" in targets and "aten.contiguous.default" not in targets
+
+
+def test_a_copy_that_is_written_to_stays(torch_format):
+    import torch
+
+    from caffe2keras.formats.torch_lowering import drop_layout_copies
+
+    class WritesItsCopy(torch.nn.Module):
+        def forward(self, x):
+            copy = x.permute(0, 3, 1, 2).contiguous()
+            copy.add_(1.0)  # must not reach x, which is returned too
+            return copy, x
+
+    program = torch.export.export(WritesItsCopy(), (torch.zeros(2, 3, 4, 5),))
+    assert "aten.contiguous.default" in [str(node.target) for node in program.graph.nodes]
+    assert drop_layout_copies(program) == 0
+    changed, kept = program.module()(torch.zeros(2, 3, 4, 5))
+    assert float(changed.min()) == 1.0 and float(kept.max()) == 0.0
+
+
 def test_the_program_runs_in_plain_torch_without_keras(exported, tmp_path):
     """What a PyTorch user does: torch.export.load(...).module(), in a process where keras
     and tensorflow cannot even be imported; the names come from the file's extra file."""

@@ -114,7 +114,7 @@ def export(request: dict) -> dict:
     import keras
     import torch
 
-    from .torch_lowering import export_lowerings
+    from .torch_lowering import drop_layout_copies, export_lowerings
     from .torch_transfer import read_model
 
     keras.config.disable_traceback_filtering()  # failing_layer() looks for the layer's frame
@@ -134,6 +134,7 @@ def export(request: dict) -> dict:
             return {"status": "error", "message": summary(error)}
         return {"status": "layer", "layer": layer.name, "class": type(layer).__name__,
                 "reason": summary(error)}
+    drop_layout_copies(exported)
     metadata = {"format": METADATA_FORMAT, "inputs": request["inputs"],
                 "outputs": request["outputs"]}
     torch.export.save(exported, request["pt2"], extra_files={METADATA: json.dumps(metadata)})

@@ -13,6 +13,12 @@ equivalents while the model is traced:
   Replacement: torch's ``while_loop`` operator, one traced body whatever the count (at
   SSD300's sizes, 8732 priors and top_k 400, written and checked in 15 s of CPU); the same
   operations in the same order, so the same values.
+
+After tracing, ``drop_layout_copies`` removes the copies Keras' channels-last convolution
+and pooling make of their inputs and kernels (``contiguous()`` twice: to NCHW order, then
+back to channels-last memory), which took about a third of open_nsfw's run time. A copy
+goes only when all its users are operations that read it without writing, so no value and
+no aliasing changes.
 """
 
 from __future__ import annotations
@@ -72,3 +78,22 @@ def export_lowerings():
         yield
     finally:
         torch.take_along_dim, keras_torch_core.fori_loop = take_along_dim, fori_loop
+
+
+def drop_layout_copies(exported) -> int:
+    """Remove from ``exported`` (an ExportedProgram, in place) every ``aten.contiguous``
+    whose users only read it (convolution, pooling, another contiguous); the number removed."""
+    import torch
+
+    aten = torch.ops.aten
+    readers = {aten.conv2d.default, aten.max_pool2d.default, aten.avg_pool2d.default,
+               aten.contiguous.default}
+    graph, removed = exported.graph, 0
+    for node in reversed(list(graph.nodes)):  # users first, so chains of copies all go
+        if node.op == "call_function" and node.target is aten.contiguous.default \
+                and all(user.target in readers for user in node.users):
+            node.replace_all_uses_with(node.args[0])
+            graph.erase_node(node)
+            removed += 1
+    exported.graph_module.recompile()
+    return removed
