@@ -10,11 +10,9 @@ import os
 
 import pytest
 
-from caffe2keras.api import prepare
 from caffe2keras.errors import UnsupportedInFormatError
-from caffe2keras.verify import first_failure, format_checks, load_activations, verify_net
 
-from test_golden import FIXTURES, LOCAL
+from test_golden import FIXTURES, LOCAL, _check
 
 RUNTIMES = {"onnx": "onnxruntime", "tflite": "ai_edge_litert", "openvino": "openvino",
             "torch": "torch"}
@@ -34,17 +32,7 @@ def require_runtime(format_name: str) -> None:
 
 def check_against_caffe(format_name, prototxt, caffemodel, golden, fuse_batchnorm=False):
     require_runtime(format_name)
-    manifest, arrays = load_activations(str(golden))
-    net = prepare(str(prototxt), str(caffemodel), fuse_batchnorm=fuse_batchnorm)
-    checks = verify_net(net, manifest, arrays, runtime=format_name)
-    compared = [c for c in checks if c.max_abs_error is not None]
-    assert compared, "no blob was compared"
-    failure = first_failure(checks)
-    assert failure is None, (
-        f"{format_name}: first diverging layer {failure.layer!r} (top {failure.top!r}): "
-        f"{failure.note or f'relative error {failure.relative_error:.3g}'}\n"
-        + format_checks(checks, manifest["tolerance"]))
-    return checks
+    return _check(prototxt, caffemodel, golden, fuse_batchnorm, runtime=format_name)
 
 
 @pytest.mark.parametrize("name", LOCAL)

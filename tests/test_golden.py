@@ -23,15 +23,16 @@ LOCAL = sorted(p.name for p in FIXTURES.iterdir()
                and p.name not in NEEDS_USER_CONVERTER)
 
 
-def _check(prototxt, caffemodel, golden, fuse_batchnorm):
+def _check(prototxt, caffemodel, golden, fuse_batchnorm, runtime=None):
+    """Every stored blob against Caffe's: run by Keras, or by ``runtime``'s format."""
     manifest, arrays = load_activations(str(golden))
     net = prepare(str(prototxt), str(caffemodel), fuse_batchnorm=fuse_batchnorm)
-    checks = verify_net(net, manifest, arrays)
+    checks = verify_net(net, manifest, arrays, runtime=runtime)
     compared = [c for c in checks if c.max_abs_error is not None]
     assert compared, "no blob was compared"
     failure = first_failure(checks)
     assert failure is None, (
-        f"first diverging layer {failure.layer!r} (top {failure.top!r}): "
+        f"{runtime or 'keras'}: first diverging layer {failure.layer!r} (top {failure.top!r}): "
         f"{failure.note or f'relative error {failure.relative_error:.3g}'}\n"
         + format_checks(checks, manifest["tolerance"]))
     return checks
