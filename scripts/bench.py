@@ -613,6 +613,9 @@ def merge(samples: list[dict]) -> dict:
         if key in merged:
             merged[key] = statistics.median(one[key] for one in samples)
     merged["runs"] = len(samples)
+    for key in ("process_s", "latency_s"):  # each run's figure, to show the noise
+        if key in merged and len(samples) > 1:
+            merged[f"{key}_each"] = [one[key] for one in samples]
     return merged
 
 
@@ -990,6 +993,7 @@ def main(argv: list[str] | None = None) -> int:
     groups = set(filter(None, args.only.split(","))) or {
         "read", "parse", "protobuf", "convert", "formats", "fold", "opencv", "profile", "predict",
         "runtimes"}
+    measured = git_state()
     models = models_in_child()
     workdir = CACHE / "outputs"
     workdir.mkdir(parents=True, exist_ok=True)
@@ -1004,7 +1008,7 @@ def main(argv: list[str] | None = None) -> int:
               "versions": versions("keras", "tensorflow", "numpy", "protobuf", "h5py",
                                    "opencv-python-headless", "onnx", "onnxruntime",
                                    "ai-edge-litert", "openvino", "torch"),
-              "commit": git_state(),
+              "commit": measured,
               "keras_backend": os.environ.get("KERAS_BACKEND", "keras.json / tensorflow"),
               "files": {key: {kind: path for kind, path in model.items()}
                         for key, model in models.items()},
