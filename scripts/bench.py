@@ -610,8 +610,8 @@ def merge(samples: list[dict]) -> dict:
     merged = dict(samples[-1])
     for key in ("op_s", "process_s", "peak_rss_bytes", "own_peak_bytes", "subprocess_peak_bytes",
                 "ru_maxrss_bytes", "latency_s"):
-        if key in merged:
-            merged[key] = statistics.median(one[key] for one in samples)
+        if key in merged:  # (a subprocess may not appear in every run)
+            merged[key] = statistics.median(one[key] for one in samples if key in one)
     merged["runs"] = len(samples)
     for key in ("process_s", "latency_s"):  # each run's figure, to show the noise
         if key in merged and len(samples) > 1:
