@@ -7,7 +7,8 @@ import numpy as np
 from .errors import StructureError
 from .ir import Net
 from .lazy import keras
-from .registry import Context, check_supported, keras_layer_name, keras_shape, lookup
+from .registry import (Context, check_supported, keras_layer_name, keras_model_name, keras_shape,
+                       lookup)
 from .shapes import infer_shapes
 
 
@@ -23,12 +24,26 @@ def build_model(net: Net):
     model_inputs, tensors = build_graph(net)
     outputs = [tensors[value] for value in net.outputs]
     if not outputs:
-        raise StructureError("the net has no outputs")
+        raise StructureError(_no_outputs_message(net))
     return keras.Model(
         inputs=model_inputs[0] if len(model_inputs) == 1 else model_inputs,
         outputs=outputs[0] if len(outputs) == 1 else outputs,
-        name=keras_layer_name(net.name) or "caffe_net",
+        name=keras_model_name(net.name),
     )
+
+
+def _no_outputs_message(net: Net) -> str:
+    """Every value is read by a later layer: name the layers whose tops only layers without
+    tops read (the net's last results), which ``outputs`` / ``--outputs`` can return."""
+    readers = net.consumers()
+    last = [layer.name for layer in net.layers
+            if any(all(not reader.tops for reader in readers.get(top, [])) for top in layer.tops)]
+    if not last:
+        return "the net has no outputs: no layer computes a blob"
+    sinks = sorted({f"{reader.name!r} ({reader.type})" for layer in net.layers if layer.name in last
+                    for top in layer.tops for reader in readers.get(top, [])})
+    return (f"the net has no outputs: its last blobs are read by layers that write none "
+            f"({', '.join(sinks)}); to return them, pass --outputs {','.join(last)}")
 
 
 def build_graph(net: Net):

@@ -13,6 +13,8 @@ from typing import Any
 
 import numpy as np
 
+SILENCE = "Silence"  # reads blobs and writes none: what it reads is no longer a net output
+
 
 @dataclass
 class Layer:
@@ -42,15 +44,23 @@ class Net:
 
     @property
     def outputs(self) -> list[str]:
-        """Caffe's net outputs: the values no layer reads, in Caffe's order. Caffe collects
-        them in a std::set, so they come sorted by blob name (bytewise), as pycaffe lists them.
-        Outputs chosen with load_net's ``outputs`` come first-class instead, in their order."""
+        """The model's outputs: Caffe's net outputs (the values no layer reads) plus the
+        values only Silence layers read (``silenced_outputs``: Caffe drops them, but they are
+        what such a net computes, e.g. colorization's ``class8_ab``), in Caffe's order. Caffe
+        collects outputs in a std::set, so they come sorted by blob name (bytewise), as
+        pycaffe lists them. Outputs chosen with load_net's ``outputs`` come instead, in their
+        order."""
         if self.output_values is not None:
             return list(self.output_values)
-        read = {b for layer in self.layers for b in layer.bottoms}
+        read = {b for layer in self.layers if layer.type != SILENCE for b in layer.bottoms}
         produced = [t for layer in self.layers for t in layer.tops if t not in read]
         names = self.blob_names()
         return sorted(produced, key=lambda value: names.get(value, value).encode())
+
+    def silenced_outputs(self) -> list[str]:
+        """The outputs (see ``outputs``) that only Silence layers read: not Caffe's outputs."""
+        silenced = {b for layer in self.layers if layer.type == SILENCE for b in layer.bottoms}
+        return [value for value in self.outputs if value in silenced]
 
     def blob_names(self) -> dict[str, str]:
         """Value id -> Caffe's blob name, for every top (one pass over the layers)."""

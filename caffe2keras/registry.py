@@ -62,8 +62,38 @@ def keras_shape(caffe_shape: tuple[int, ...]) -> tuple[int, ...]:
 
 
 def keras_layer_name(caffe_name: str) -> str:
-    """The Keras name of a Caffe layer. Keras forbids '/', which GoogLeNet-style names use."""
-    return caffe_name.replace("/", "_")
+    """The Keras name of a Caffe layer (or input): valid on every backend and in every format.
+
+    Caffe allows any text; Keras forbids '/' (GoogLeNet's "inception_3a/1x1"), TensorFlow's
+    name scopes take only [A-Za-z0-9_.\\/>-], and PyTorch forbids '.' in parameter names. So
+    every character outside [A-Za-z0-9_-] becomes '_' ("inception 3a" -> "inception_3a",
+    "conv1.1" -> "conv1_1"); a non-ASCII letter first loses its accents ("ü" -> "u"), and
+    one with no ASCII form becomes its code point ("层" -> "u5c42"). Names that become equal
+    are reported by the builder as a clash to fix in the prototxt."""
+    return "".join(_NAME_CHARS.get(ch) or _ascii(ch) for ch in caffe_name)
+
+
+def keras_model_name(net_name: str) -> str:
+    """The Keras model's name: ``keras_layer_name`` of the net's name, starting with a letter or
+    digit as TensorFlow's root name scope requires ("OpenPose - BODY_25" -> "OpenPose_-_BODY_25",
+    "_x" -> "net_x"); "caffe_net" for a net without a name."""
+    name = keras_layer_name(net_name)
+    if not name:
+        return "caffe_net"
+    return name if name[0].isalnum() else f"net{name}"
+
+
+_NAME_CHARS = {ch: ch for ch in "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-"}
+
+
+def _ascii(ch: str) -> str:
+    """A character Keras names cannot hold, as ASCII name characters."""
+    import unicodedata
+    if ch.isascii() or not ch.isalnum():
+        return "_"
+    plain = unicodedata.normalize("NFKD", ch).encode("ascii", "ignore").decode()
+    plain = "".join(c for c in plain if c in _NAME_CHARS)
+    return plain or f"u{ord(ch):04x}"
 
 
 def converter(*types: str):

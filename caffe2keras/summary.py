@@ -25,6 +25,7 @@ class ConversionReport:
     fused: int = 0  # BatchNorm+Scale pairs made one BatchNormalization
     preprocess: str | None = None  # the transform in words, when embedded
     check: str | None = None  # the runtime check's result in words (runtime formats only)
+    silenced: list[str] = field(default_factory=list)  # outputs that only Silence layers read
 
 
 def _shape(shape) -> str:
@@ -41,6 +42,7 @@ def format_summary(report: ConversionReport) -> str:
             ("parameters", f"{report.parameters:,} ({_size(report.parameters * 4)} as float32)"),
             ("inputs", ", ".join(f"{name} {_shape(shape)}" for name, shape in report.inputs)),
             ("outputs", ", ".join(f"{name} {_shape(shape)}" for name, shape in report.outputs))]
+    rows += [("note", f"{name}: read only by Silence, made an output") for name in report.silenced]
     if report.preprocess:
         rows.append(("preprocess", report.preprocess))
     if report.folded:

@@ -106,13 +106,26 @@ def inner_product(x, w, b=None, axis=1, transpose=False):
 
 # --- pooling and normalisation ------------------------------------------------------------------
 
-def pooled_size(length, kernel, stride, pad, round_mode="ceil"):
-    """Caffe's pooled output length along one axis, including the last-window clip rule."""
+def pooled_size(length, kernel, stride, pad, round_mode="ceil", padded=None):
+    """Caffe's pooled output length along one axis, including the last-window clip rule.
+
+    Caffe clips (drops a last window that would start in the padding) on every axis when the
+    layer has any padding at all (``if (pad_h_ || pad_w_)`` in PoolingLayer::Reshape), so
+    ``padded`` says whether *either* pad is non-zero; by default, this axis' pad alone (for
+    1-D use). ``pooled_shape`` gives both axes."""
+    padded = pad > 0 if padded is None else padded
     span = (length + 2 * pad - kernel) / stride
     out = (math.ceil(span) if round_mode == "ceil" else math.floor(span)) + 1
-    if pad > 0 and (out - 1) * stride >= length + pad:
+    if padded and (out - 1) * stride >= length + pad:
         out -= 1
     return out
+
+
+def pooled_shape(hw, kernel, stride, pad, round_mode="ceil"):
+    """Caffe's pooled (H, W): the clip rule applies to both axes if either pad is non-zero."""
+    padded = any(p > 0 for p in pad)
+    return tuple(pooled_size(n, k, s, p, round_mode, padded)
+                 for n, k, s, p in zip(hw, kernel, stride, pad))
 
 
 def pooling(x, pool, kernel, stride=1, pad=0, round_mode="ceil", global_pooling=False):
@@ -124,8 +137,7 @@ def pooling(x, pool, kernel, stride=1, pad=0, round_mode="ceil", global_pooling=
         (kh, kw), (sh, sw), (ph, pw) = (h, w), (1, 1), (0, 0)
     else:
         (kh, kw), (sh, sw), (ph, pw) = _pair(kernel), _pair(stride), _pair(pad)
-    oh = pooled_size(h, kh, sh, ph, round_mode)
-    ow = pooled_size(w, kw, sw, pw, round_mode)
+    oh, ow = pooled_shape((h, w), (kh, kw), (sh, sw), (ph, pw), round_mode)
     y = np.zeros((n, c, oh, ow))
     for i in range(oh):
         for j in range(ow):

@@ -25,6 +25,10 @@ CASES = {
     # columns ceil((7+2-2)/3)+1 = 4 -> 3.
     "last_window_clip": ("kernel_h: 3 kernel_w: 2 pad_h: 2 pad_w: 1 stride_h: 2 stride_w: 3",
                          (8, 7), dict(kernel=(3, 2), stride=(2, 3), pad=(2, 1))),
+    # The clip applies to both axes when either pad is non-zero: pad_w = 0, yet the columns'
+    # last window ((3-1)*3 = 6 >= 5 + 0) goes: ceil((5-1)/3)+1 = 3 -> 2. Caffe: 2x3x5x2.
+    "clip_from_the_other_axis": ("kernel_h: 2 kernel_w: 1 stride_h: 1 stride_w: 3 pad_h: 1 pad_w: 0",
+                                 (4, 5), dict(kernel=(2, 1), stride=(1, 3), pad=(1, 0))),
     # The last window hangs over the padding (ceil): AVE's divisor stops at H + pad.
     "ceil_overhang": ("kernel_size: 3 pad: 1 stride: 2", (8, 10), dict(kernel=3, stride=2, pad=1)),
     # No padding, windows that do not fit (AlexNet's 3/2 on an even size): ceil adds a clipped window.

@@ -92,12 +92,12 @@ POOL_CASES = [
     ((7, 10), (3, 3), (1, 1), (1, 1), "ceil"),   # 'same'-like
     ((6, 8), (2, 2), (2, 2), (0, 0), "ceil"),
     ((5, 9), (1, 1), (2, 3), (0, 0), "floor"),
+    ((4, 5), (2, 1), (1, 3), (1, 0), "ceil"),    # pad_h alone clips the columns too: 5x2
 ]
 
 
 def _pool(pool, hw, kernel, stride, pad, round_mode):
-    out = tuple(ref.pooled_size(n, k, s, p, round_mode)
-                for n, k, s, p in zip(hw, kernel, stride, pad))
+    out = ref.pooled_shape(hw, kernel, stride, pad, round_mode)
     return CaffePooling2D(pool=pool, kernel=kernel, stride=stride, pad=pad, output_size=out)
 
 

@@ -24,7 +24,9 @@ class SavedModelRunner(Runner):
         with open(names_file) as names:
             names = json.load(names)
         self.inputs, self.outputs = names["inputs"], names["outputs"]
-        self.serve = tf.saved_model.load(path).serve
+        # Keep the loaded object: its variables die with it, and ``serve`` alone does not hold it.
+        self.loaded = tf.saved_model.load(path)
+        self.serve = self.loaded.serve
 
     def run(self, feeds):
         values = [feeds[name] for name in self.inputs]  # one argument: the list, or the tensor
