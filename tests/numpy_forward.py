@@ -22,12 +22,14 @@ from caffe2keras.proto import caffe_pb2
 # --- the numpy forward pass ---------------------------------------------------------------------
 
 
-def forward(net, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+def forward(net, inputs: dict[str, np.ndarray], extra=None) -> dict[str, np.ndarray]:
     """Run ``net`` on ``inputs`` (input name -> NCHW array); return value id -> array for the
-    inputs and every top, in Caffe's layout."""
+    inputs and every top, in Caffe's layout. ``extra``: more layer types (type -> function of
+    (layer, bottoms) returning the tops), e.g. a fork's (tests/fork_forward.py)."""
     values = {name: np.asarray(inputs[name], dtype=np.float32) for name in net.inputs}
+    table = {**_LAYERS, **(extra or {})}
     for layer in net.layers:
-        run = _LAYERS.get(layer.type)
+        run = table.get(layer.type)
         if run is None:
             raise NotImplementedError(f"numpy_forward has no {layer.type} ({layer.name!r})")
         outputs = run(layer, [values[b] for b in layer.bottoms])

@@ -2,3 +2,4 @@
 
 from . import (activation, conv, deconv, dense, detection, merge, norm, pooling,  # noqa: F401
                resize, shape_ops, structure)
+from . import segmentation  # noqa: F401  (BN, BatchNormKyle, MaxUnPool)

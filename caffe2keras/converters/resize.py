@@ -6,10 +6,11 @@ from ..errors import StructureError
 from ..lazy import custom_layers, keras
 from ..registry import Step, converter
 from .common import name_of
+from .segmentation import unpool_geometry
 
 # The Keras layer classes this family's converters emit (for the formats table; a test
 # checks the list against the converters' code and what they build).
-KERAS_LAYERS = ("Interp", "Permute", "UpSampling1D", "UpSampling2D")
+KERAS_LAYERS = ("Interp", "MaxUnpool2D", "Permute", "UpSampling1D", "UpSampling2D")
 
 
 @converter("Upsample")
@@ -19,10 +20,10 @@ def upsample(layer, ctx):
     or the last axis (dims_num 3)."""
     p = layer.param.upsample_param
     shape = ctx.bottom_shapes[0]
-    if len(layer.bottoms) != 1:
-        raise StructureError(f"layer {layer.name!r} (Upsample): {len(layer.bottoms)} bottoms; "
-                             "only the one-bottom nearest-neighbour Upsample converts (a SegNet "
-                             "unpooling with a mask does not)")
+    if len(layer.bottoms) == 2:
+        # caffe-segnet / caffe-enet: unpooling by a MAX pooling's mask.
+        return [Step(custom_layers.MaxUnpool2D(**unpool_geometry(layer, ctx),
+                                               name=name_of(layer)))]
     if p.dims_num == 4 and len(shape) == 4:
         # NHWC: UpSampling2D repeats rows and columns, which is Caffe's nearest index.
         return [Step(keras.layers.UpSampling2D(size=(p.scale, p.scale), interpolation="nearest",

@@ -11,10 +11,11 @@ from caffe2keras.layers.detection import DetectionOutput, PriorBox
 from caffe2keras.layers.elementwise import AbsVal, Exp, Log, Power, Threshold, WeightedSum
 from caffe2keras.layers.lrn import LRN
 from caffe2keras.layers.normalize import MVN, Normalize
-from caffe2keras.layers.pooling import CaffePooling2D
+from caffe2keras.layers.pooling import CaffeMaxPoolingWithMask, CaffePooling2D
 from caffe2keras.layers.preprocess import CaffePreprocess
 from caffe2keras.layers.resize import Interp
 from caffe2keras.layers.shape import ArgMax, Crop, Reduction, Slice, Tile
+from caffe2keras.layers.unpool import MaxUnpool2D
 
 __all__ = [
     "AbsVal",
@@ -22,6 +23,7 @@ __all__ = [
     "Axpy",
     "Bias",
     "BiasByInput",
+    "CaffeMaxPoolingWithMask",
     "CaffePooling2D",
     "CaffePreprocess",
     "Crop",
@@ -31,6 +33,7 @@ __all__ = [
     "Interp",
     "LRN",
     "Log",
+    "MaxUnpool2D",
     "MVN",
     "Normalize",
     "Power",

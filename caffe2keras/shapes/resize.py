@@ -5,12 +5,18 @@ from __future__ import annotations
 
 from .registry import (expect_bottoms, expect_ndim, has, layer_error, legacy_dim, shape_rule,
                        sub_param)
+from .segmentation import segnet_upsample_size, unpool_inputs
 
 
 @shape_rule("Upsample")
 def _upsample(layer, bottoms):
     """Nearest-neighbour upsampling by ``scale`` of the last two axes (``dims_num: 4``)
-    or of the last axis only (``dims_num: 3``)."""
+    or of the last axis only (``dims_num: 3``); with two bottoms, SegNet/ENet's unpooling by
+    a mask."""
+    if len(bottoms) == 2:
+        unpool_inputs(layer, bottoms)
+        n, c, h, w = bottoms[0]
+        return [(n, c, *segnet_upsample_size(layer, bottoms[0]))]
     expect_bottoms(layer, bottoms, 1)
     bottom = list(bottoms[0])
     p = sub_param(layer, "upsample_param")

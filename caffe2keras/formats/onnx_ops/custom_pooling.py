@@ -16,21 +16,25 @@ from .registry import lowering
 FLT_MAX = float(np.finfo(np.float32).max)
 
 
-@lowering("CaffePooling2D")
-def caffe_pooling(layer, g, inputs, outputs):
-    x = g.value(inputs[0], "nchw")
-    # the layer's plan, made when it was built: padding after each spatial axis (negative:
-    # crop) and, for AVE, the (1, H_out, W_out, 1) map that turns the 'valid' mean into
-    # Caffe's average
+def padded_nchw(layer, g, x: str, filler: float) -> str:
+    """The layer's plan, made when it was built: crop (negative padding after an axis) or pad
+    with ``filler`` so that 'valid' windows are Caffe's (CaffePooling2D and
+    CaffeMaxPoolingWithMask)."""
     after_h, after_w = layer._pad_after
     if after_h < 0 or after_w < 0:
         ends = [after_h if after_h < 0 else np.iinfo(np.int64).max,
                 after_w if after_w < 0 else np.iinfo(np.int64).max]
         x = g.op("Slice", x, i64(g, [0, 0]), i64(g, ends), i64(g, [2, 3]))
     pads = [0, 0, layer.pad[0], layer.pad[1], 0, 0, max(after_h, 0), max(after_w, 0)]
-    filler = -FLT_MAX if layer.pool == "max" else 0.0
     if any(pads):
         x = g.op("Pad", x, i64(g, pads), f32(g, filler), mode="constant")
+    return x
+
+
+@lowering("CaffePooling2D")
+def caffe_pooling(layer, g, inputs, outputs):
+    # for AVE, the layer's (1, H_out, W_out, 1) map turns the 'valid' mean into Caffe's average
+    x = padded_nchw(layer, g, g.value(inputs[0], "nchw"), -FLT_MAX if layer.pool == "max" else 0.0)
     window = dict(kernel_shape=list(layer.kernel), strides=list(layer.stride))
     if layer.pool == "max":
         y = g.op("MaxPool", x, **window)
