@@ -164,6 +164,7 @@ def convert_file(prototxt: str, caffemodel: str | None, output: str,
         outputs=[(net.blob_name(value), tuple(tensor.shape))
                  for value, tensor in zip(net.outputs, model.outputs)],
         silenced=[net.blob_name(value) for value in net.silenced_outputs()],
+        notes=list(net.notes),
         size_bytes=sum(output_size(path) for path in fmt.files(output)),
         seconds=time.perf_counter() - start,
         stage_seconds=dict(progress.timings), warnings=list(net.warnings),

@@ -41,6 +41,9 @@ class Net:
     shapes: dict[str, tuple[int, ...]] = field(default_factory=dict)
     # Outputs chosen by the user (load_net's ``outputs``), in their order; None: Caffe's.
     output_values: list[str] | None = None
+    # What the loader changed that the user should know of (a train/val net reduced to its
+    # inference net): shown in the conversion summary.
+    notes: list[str] = field(default_factory=list)
 
     @property
     def outputs(self) -> list[str]:

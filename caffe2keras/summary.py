@@ -26,6 +26,7 @@ class ConversionReport:
     preprocess: str | None = None  # the transform in words, when embedded
     check: str | None = None  # the runtime check's result in words (runtime formats only)
     silenced: list[str] = field(default_factory=list)  # outputs that only Silence layers read
+    notes: list[str] = field(default_factory=list)  # what reading changed (train/val nets)
 
 
 def _shape(shape) -> str:
@@ -43,6 +44,7 @@ def format_summary(report: ConversionReport) -> str:
             ("inputs", ", ".join(f"{name} {_shape(shape)}" for name, shape in report.inputs)),
             ("outputs", ", ".join(f"{name} {_shape(shape)}" for name, shape in report.outputs))]
     rows += [("note", f"{name}: read only by Silence, made an output") for name in report.silenced]
+    rows += [("note", note) for note in report.notes]
     if report.preprocess:
         rows.append(("preprocess", report.preprocess))
     if report.folded:

@@ -212,9 +212,10 @@ def test_include_and_exclude_together_is_refused(tmp_path):
 def test_train_net_reduces_to_the_deploy_graph(tmp_path):
     net = load_net(write_net(tmp_path, nb.train_val_net())[0])
     assert [(layer.name, layer.type) for layer in net.layers] == [
-        ("conv1", "Convolution"), ("relu1", "ReLU"), ("fc", "InnerProduct")]
+        ("conv1", "Convolution"), ("relu1", "ReLU"), ("fc", "InnerProduct"),
+        ("prob", "Softmax")]  # SoftmaxWithLoss -> Softmax, as in deploy nets
     assert list(net.inputs) == ["data"]  # the label is read only by the dropped layers
-    assert net.outputs == ["fc"]
+    assert net.outputs == ["prob"]
 
 
 # ------------------------------------------------------------------ in-place renaming

@@ -44,6 +44,15 @@ def input_layer_shapes(layer) -> dict[str, tuple[int, ...]]:
             for i, top in enumerate(layer.top)}
 
 
+def missing_shape_hint(layer) -> str:
+    """Why a data layer's image shape is unknown, for the error asking for --input-shape."""
+    if layer.type in ("Data", "AnnotatedData", "ImageData", "WindowData", "VideoData"):
+        return (f"{layer.type} layer {layer.name!r} reads its images from "
+                f"{'files' if layer.type == 'ImageData' else 'a database'}, and its prototxt "
+                "gives no crop_size (or new_height/new_width) and channels")
+    return f"{layer.type} layer {layer.name!r} reads its blobs from files"
+
+
 def data_layer_shapes(layer, channels: int | None) -> dict[str, tuple[int, ...] | None]:
     """Shapes of a data layer's tops as far as the prototxt tells them (None: unknown)."""
     if layer.type == "MemoryData":
@@ -84,10 +93,16 @@ def _batch_size(layer) -> int:
 
 
 def data_channels(layer, reader_layers, weights: dict[str, list]) -> int | None:
-    """Channels of a data layer's image: from per-channel means, else from the weights of
-    the first convolution that reads it."""
-    if len(layer.transform_param.mean_value) > 1:
-        return len(layer.transform_param.mean_value)
+    """Channels of a data layer's image: from per-channel means, the decoder's forced colour
+    or grey, ImageData's is_color, else from the weights of the first convolution that reads
+    it."""
+    transform = layer.transform_param
+    if len(transform.mean_value) > 1:
+        return len(transform.mean_value)
+    if transform.force_color or transform.force_gray:  # the decoder's forced channels
+        return 3 if transform.force_color else 1
+    if layer.type == "ImageData":  # decoded from image files: colour (3) unless is_color: false
+        return 3 if layer.image_data_param.is_color else 1
     image = layer.top[0] if layer.top else None
     for reader in reader_layers:
         if image in reader.bottom and reader.type == "Convolution":

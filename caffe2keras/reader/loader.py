@@ -7,13 +7,10 @@ from ..ir import Layer, Net, unique_name
 from ..proto import caffe_pb2
 from . import inputs as input_rules
 from .binary import Caffemodel, read_caffemodel, slow_protobuf_warning
+from .inference import reduce_to_inference
 from .phase import layer_included, make_state
 from .prototxt import read_text_file
 from .upgrade import upgrade_net
-
-# Layers that only exist to train or evaluate: they have no place in a converted model.
-_TRAINING_ONLY_SUFFIXES = ("Loss",)
-_TRAINING_ONLY_TYPES = frozenset({"Accuracy", "DetectionEvaluate", "HDF5Output"})
 
 
 def read_prototxt(path: str) -> tuple[caffe_pb2.NetParameter, list[str]]:
@@ -72,10 +69,11 @@ def load_net(prototxt: str, caffemodel: str | None = None,
         warnings.append(slow)
     state = make_state(net_param, phase)
     kept = [layer for layer in net_param.layer if layer_included(layer, state)]
-    kept = [layer for layer in kept if not _training_only(layer)]
+    kept, reduction = reduce_to_inference(kept)  # a train/val net: its inference net
     _check_unique_names(kept, prototxt)
 
     declared = input_rules.net_level_inputs(net_param, prototxt)
+    hints = {}  # input -> why its shape is unknown (data layers)
     body = []
     for layer in kept:
         if layer.type == "Input":
@@ -83,14 +81,16 @@ def load_net(prototxt: str, caffemodel: str | None = None,
         elif layer.type in input_rules.DATA_LAYER_TYPES:
             channels = input_rules.data_channels(layer, kept, weights.blobs if weights else {})
             _add_inputs(declared, input_rules.data_layer_shapes(layer, channels), layer.name)
+            hints.update((top, input_rules.missing_shape_hint(layer)) for top in layer.top)
         else:
             body.append(layer)
 
-    net = Net(name=net_param.name, inputs={}, layers=[], warnings=warnings)
+    net = Net(name=net_param.name, inputs={}, layers=[], warnings=warnings,
+              notes=reduction.notes())
     _build_layers(net, body, declared, prototxt)
     if outputs:
         keep_only_what_computes(net, outputs)
-    _resolve_input_shapes(net, declared, input_shapes or {}, prototxt)
+    _resolve_input_shapes(net, declared, input_shapes or {}, prototxt, hints)
     for layer in net.layers:  # only the kept layers' values are ever read
         if weights and layer.name in weights.blobs:
             layer.blobs = weights.arrays(layer.name)
@@ -114,10 +114,6 @@ def keep_only_what_computes(net: Net, layer_names: list[str]) -> None:
             stack.extend(layer.bottoms)
     net.layers = [layer for layer in net.layers if layer.name in needed]
     net.output_values = wanted
-
-
-def _training_only(layer) -> bool:
-    return layer.type in _TRAINING_ONLY_TYPES or layer.type.endswith(_TRAINING_ONLY_SUFFIXES)
 
 
 def _check_unique_names(layers, path: str) -> None:
@@ -164,7 +160,8 @@ def _build_layers(net: Net, body, declared: dict, path: str) -> None:
                                 tops=tops, param=layer_param, top_blobs=list(layer_param.top)))
 
 
-def _resolve_input_shapes(net: Net, declared: dict, overrides: dict, path: str) -> None:
+def _resolve_input_shapes(net: Net, declared: dict, overrides: dict, path: str,
+                          hints: dict) -> None:
     unknown = [name for name in overrides if name not in declared]
     if unknown:
         raise StructureError(f"--input-shape names {', '.join(map(repr, unknown))}, but the net's "
@@ -175,8 +172,9 @@ def _resolve_input_shapes(net: Net, declared: dict, overrides: dict, path: str) 
             continue  # e.g. the label top of a data layer once the loss layers are gone
         shape = tuple(overrides.get(name) or shape or ()) or None
         if shape is None:
-            raise StructureError(f"{path}: the shape of input {name!r} is not declared; give it with "
-                                 f"--input-shape {name}=N,C,H,W")
+            why = f" ({hints[name]})" if name in hints else ""
+            raise StructureError(f"{path}: the shape of input {name!r} is not declared{why}; give "
+                                 f"it with --input-shape {name}=N,C,H,W")
         if any(dim < 0 for dim in shape):
             raise StructureError(f"{path}: input {name!r} has a negative dimension: {shape}")
         net.inputs[name] = shape
