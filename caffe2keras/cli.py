@@ -6,8 +6,10 @@ import argparse
 import sys
 import textwrap
 
+from . import __version__
 from .errors import CaffeToKerasError
 from .formats import format_names
+from .quiet import silenced
 
 USAGE_ERROR = 2
 VERIFY_FAILED = 1
@@ -111,7 +113,8 @@ def _command(commands, name: str, summary: str, description: str, examples: list
         epilog="examples:\n" + "\n".join(f"  {example}" for example in examples),
         formatter_class=argparse.RawDescriptionHelpFormatter)
     command.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
-                         help="show the traceback of an error")
+                         help="show the traceback of an error, and the libraries' log lines "
+                              "and warnings")
     return command
 
 
@@ -125,8 +128,11 @@ def _parser() -> argparse.ArgumentParser:
         epilog=f"Run `caffe2keras COMMAND --help` for a command's options and examples.\n\n"
                f"exit codes:\n{codes}",
         formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--debug", action="store_true", help="show the traceback of an error")
-    commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    parser.add_argument("--debug", action="store_true",
+                        help="show the traceback of an error, and the libraries' own log lines "
+                             "and warnings (TensorFlow, Keras, ...), silenced otherwise")
+    parser.add_argument("--version", action="version", version=f"caffe2keras {__version__}")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
 
     convert = _command(
         commands, "convert", "convert to Keras, ONNX, LiteRT, OpenVINO or torch",
@@ -351,8 +357,14 @@ def main(argv: list[str] | None = None) -> int:
     try:
         args = parser.parse_args(argv)
         debug = args.debug
-        return HANDLERS[args.command](args)
-    except SystemExit as done:  # --help
+        if args.command is None:  # bare `caffe2keras`: the help, as with --help
+            parser.print_help()
+            return 0
+        if debug:
+            return HANDLERS[args.command](args)
+        with silenced():  # before TensorFlow loads
+            return HANDLERS[args.command](args)
+    except SystemExit as done:  # --help, --version
         return done.code if isinstance(done.code, int) else 0
     except UsageError as error:
         print(f"{error.prog}: error: {error} (see `{error.prog} --help`)", file=sys.stderr)
@@ -371,8 +383,9 @@ def main(argv: list[str] | None = None) -> int:
     except Exception as error:  # a bug: one line, the traceback with --debug
         if debug:
             raise
-        print(f"caffe2keras: internal error: {type(error).__name__}: {error} (run again with "
-              "--debug for the traceback, and please report it)", file=sys.stderr)
+        message = " ".join(str(error).split())  # one line, whatever the library wrote
+        print(f"caffe2keras: internal error: {type(error).__name__}: {message} (run again "
+              "with --debug for the traceback, and please report it)", file=sys.stderr)
         return INTERNAL_ERROR
 
 
