@@ -10,6 +10,7 @@ from .lazy import keras
 from .registry import (Context, check_supported, keras_layer_name, keras_model_name, keras_shape,
                        lookup)
 from .shapes import infer_shapes
+from .time_major import keras_shape_of, time_major_values
 
 
 def build_model(net: Net):
@@ -51,10 +52,13 @@ def build_graph(net: Net):
     check_supported(net)
     if not net.shapes:
         infer_shapes(net)
+    time_major = time_major_values(net)
     tensors = {}
     model_inputs = []
     for name, shape in net.inputs.items():
-        tensor = keras.Input(shape=keras_shape(shape)[1:], name=keras_layer_name(name))
+        keras_input_shape = (keras_shape_of(shape, True) if name in time_major
+                             else keras_shape(shape))
+        tensor = keras.Input(shape=keras_input_shape[1:], name=keras_layer_name(name))
         tensors[name] = tensor
         model_inputs.append(tensor)
     taken = {keras_layer_name(name): f"input {name!r}" for name in net.inputs}
@@ -67,7 +71,8 @@ def build_graph(net: Net):
         # The steps hold the weights in Keras' layout now. Letting go of the IR's arrays
         # first hands their file pages back before the Keras variables are allocated.
         layer.blobs = []
-        bottoms = [tensors[b] for b in layer.bottoms]
+        # A layer without bottoms (Parameter) is called on the first input, for its batch size.
+        bottoms = [tensors[b] for b in layer.bottoms] or model_inputs[:1]
         if not steps:  # the tops are the bottom (Split, Silence, no-ops)
             outputs = [bottoms[0]] * len(layer.tops)
         else:

@@ -38,9 +38,12 @@ class UnsupportedLayerError(CaffeToKerasError):
 
     exit_code = 5
 
-    def __init__(self, layers: list[tuple[str, str]]):
-        self.layers = list(layers)
-        listed = ", ".join(f"{name!r} ({type_})" for name, type_ in self.layers)
+    def __init__(self, layers: list[tuple[str, str]], reasons: dict[str, str] | None = None):
+        """``layers``: (name, type) of each layer; ``reasons``: type -> why it never converts,
+        for the types refused by design."""
+        self.layers, self.reasons = list(layers), dict(reasons or {})
+        listed = ", ".join(f"{name!r} ({type_}: {self.reasons[type_]})" if type_ in self.reasons
+                           else f"{name!r} ({type_})" for name, type_ in self.layers)
         noun = "layer has" if len(self.layers) == 1 else "layers have"
         super().__init__(f"{len(self.layers)} {noun} no converter: {listed}")
 

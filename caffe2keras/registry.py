@@ -43,6 +43,8 @@ class Context:
 
 Converter = Callable[[Layer, Context], "list[Step]"]
 _CONVERTERS: dict[str, Converter] = {}
+# Types that no Keras model can compute, with the reason (for errors and the layer table).
+_REFUSED: dict[str, str] = {}
 
 
 def keras_axis(caffe_axis: int, rank: int) -> int:
@@ -108,6 +110,20 @@ def converter(*types: str):
     return register
 
 
+def refuse(*types: str, reason: str) -> None:
+    """Declare types that never convert, with the reason the error and the layer table give."""
+    for type_ in types:
+        if type_ in _REFUSED or type_ in _CONVERTERS:
+            raise ValueError(f"Caffe layer type {type_!r} is already registered or refused")
+        _REFUSED[type_] = reason
+
+
+def refused_types() -> dict[str, str]:
+    """{type: reason} of every type refused by design (see ``refuse``)."""
+    _load_builtin_converters()
+    return dict(_REFUSED)
+
+
 def unregister(type_: str) -> None:
     """Remove a converter (for tests and for users replacing a built-in one)."""
     _CONVERTERS.pop(type_, None)
@@ -134,10 +150,12 @@ def converters_by_module():
 
 
 def check_supported(net: Net) -> None:
-    """Raise one error listing every layer that has no converter."""
+    """Raise one error listing every layer that has no converter (with the reason for a type
+    refused by design)."""
     missing = [(layer.name, layer.type) for layer in net.layers if not has_converter(layer.type)]
     if missing:
-        raise UnsupportedLayerError(missing)
+        reasons = refused_types()
+        raise UnsupportedLayerError(missing, {t: reasons[t] for _, t in missing if t in reasons})
 
 
 def _load_builtin_converters() -> None:

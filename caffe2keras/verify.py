@@ -47,11 +47,16 @@ def load_activations(path: str) -> tuple[dict, dict[str, np.ndarray]]:
     return manifest, arrays
 
 
-def to_keras_layout(array: np.ndarray) -> np.ndarray:
+def to_keras_layout(array: np.ndarray, time_major: bool = False) -> np.ndarray:
+    """NCHW -> NHWC for 4-D blobs; a time-major blob (``time_major.py``) (T, N, ...) -> (N, T, ...)."""
+    if time_major:
+        return array.swapaxes(0, 1)
     return array.transpose(0, 2, 3, 1) if array.ndim == 4 else array
 
 
-def to_caffe_layout(array: np.ndarray) -> np.ndarray:
+def to_caffe_layout(array: np.ndarray, time_major: bool = False) -> np.ndarray:
+    if time_major:
+        return array.swapaxes(0, 1)
     return array.transpose(0, 3, 1, 2) if array.ndim == 4 else array
 
 
@@ -157,15 +162,17 @@ def verify_net(net: Net, manifest: dict, arrays: dict[str, np.ndarray],
     is exported to that format and run in its runtime instead of Keras."""
     from .build import build_graph
     from .lazy import keras
+    from .time_major import time_major_values
 
     tolerance = manifest.get("tolerance", DEFAULT_TOLERANCE) if tolerance is None else tolerance
     model_inputs, tensors = build_graph(net)
+    time_major = time_major_values(net)
     feeds = []
     for name in net.inputs:
         entry = next((e for e in manifest["inputs"] if e["name"] == name), None)
         if entry is None:
             raise VerificationError(f"the activations hold no input {name!r}")
-        feeds.append(to_keras_layout(arrays[entry["key"]]))
+        feeds.append(to_keras_layout(arrays[entry["key"]], name in time_major))
 
     checks, probes = [], []
     for entry in manifest["blobs"]:
@@ -174,17 +181,18 @@ def verify_net(net: Net, manifest: dict, arrays: dict[str, np.ndarray],
             checks.append(BlobCheck(entry["layer"], entry["top"], tuple(entry["shape"]), None, None,
                                     True, "not in the Keras model (fused, folded or dropped)"))
         else:
-            probes.append((entry, tensors[value]))
-    results = _run_probe(keras.Model(model_inputs, _distinct([t for _, t in probes])),
-                         feeds, [tensor for _, tensor in probes], runtime)
-    for (entry, _), result in zip(probes, results):
-        checks.append(_check_entry(entry, arrays[entry["key"]], result, tolerance))
+            probes.append((entry, tensors[value], value in time_major))
+    results = _run_probe(keras.Model(model_inputs, _distinct([t for _, t, _ in probes])),
+                         feeds, [tensor for _, tensor, _ in probes], runtime)
+    for (entry, _, swapped), result in zip(probes, results):
+        checks.append(_check_entry(entry, arrays[entry["key"]], result, tolerance, swapped))
     return _in_manifest_order(checks, manifest)
 
 
-def _check_entry(entry: dict, expected: np.ndarray, result, tolerance: float) -> BlobCheck:
+def _check_entry(entry: dict, expected: np.ndarray, result, tolerance: float,
+                 time_major: bool = False) -> BlobCheck:
     """One stored blob against what the model computed (Keras layout)."""
-    actual = to_caffe_layout(np.asarray(result))
+    actual = to_caffe_layout(np.asarray(result), time_major)
     if actual.shape != expected.shape:
         by_design = compare_reshaped(entry["type"], expected, actual, tolerance)
         if by_design is None:

@@ -14,6 +14,8 @@ from caffe2keras.layers.normalize import MVN, Normalize
 from caffe2keras.layers.pooling import CaffeMaxPoolingWithMask, CaffePooling2D
 from caffe2keras.layers.preprocess import CaffePreprocess
 from caffe2keras.layers.resize import Interp
+from caffe2keras.layers.sequence import CaffeLSTM, CaffeRNN, Embed
+from caffe2keras.layers.windows import Im2col, Parameter, SpatialPyramidPooling
 from caffe2keras.layers.shape import ArgMax, Crop, Reduction, Slice, Tile
 from caffe2keras.layers.unpool import MaxUnpool2D
 
@@ -23,25 +25,31 @@ __all__ = [
     "Axpy",
     "Bias",
     "BiasByInput",
+    "CaffeLSTM",
     "CaffeMaxPoolingWithMask",
     "CaffePooling2D",
     "CaffePreprocess",
+    "CaffeRNN",
     "Crop",
     "DetectionOutput",
+    "Embed",
     "Exp",
     "GroupedConv2DTranspose",
+    "Im2col",
     "Interp",
     "LRN",
     "Log",
     "MaxUnpool2D",
     "MVN",
     "Normalize",
+    "Parameter",
     "Power",
     "PriorBox",
     "Reduction",
     "Scale",
     "ScaleByInput",
     "Slice",
+    "SpatialPyramidPooling",
     "Threshold",
     "Tile",
     "WeightedSum",

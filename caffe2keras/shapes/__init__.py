@@ -7,6 +7,7 @@ shapes Caffe allocates. One module per layer family registers its rules with
 
 from . import conv, detection, elementwise, norm, resize, structure  # noqa: F401  (registers)
 from . import segmentation  # noqa: F401  (BN, BatchNormKyle, MaxUnPool)
+from . import sequence, windows  # noqa: F401  (LSTM, RNN; Im2col, SPP, Parameter)
 from .conv import (ConvGeometry, PoolGeometry, conv_geometry, conv_output_size,
                    deconv_output_size, inner_product_inputs, pool_clip, pool_geometry,
                    pool_output_size)

@@ -103,8 +103,9 @@ def _per_axis_hw(layer, cp, name: str, n_spatial: int, empty: int | None) -> tup
     return _per_axis(layer, cp, repeated, n_spatial, empty)
 
 
-def conv_geometry(layer, bottom: Shape) -> ConvGeometry:
-    """Kernel, stride, pad and dilation per spatial axis of a (De)Convolution layer."""
+def conv_window(layer, bottom: Shape):
+    """(channel axis, kernel, stride, pad, dilation), per spatial axis, of a layer's
+    convolution_param ((De)Convolution, Im2col)."""
     cp = sub_param(layer, "convolution_param")
     axis = canonical_axis(layer, cp.axis, len(bottom))
     n_spatial = len(bottom) - axis - 1
@@ -115,6 +116,13 @@ def conv_geometry(layer, bottom: Shape) -> ConvGeometry:
     for name, values in (("kernel size", kernel), ("stride", stride), ("dilation", dilation)):
         if any(v <= 0 for v in values):
             raise layer_error(layer, f"{name} must be positive, got {values}")
+    return axis, kernel, stride, pad, dilation
+
+
+def conv_geometry(layer, bottom: Shape) -> ConvGeometry:
+    """Kernel, stride, pad and dilation per spatial axis of a (De)Convolution layer."""
+    cp = sub_param(layer, "convolution_param")
+    axis, kernel, stride, pad, dilation = conv_window(layer, bottom)
     channels = bottom[axis]
     if cp.num_output <= 0:
         raise layer_error(layer, "num_output must be positive")
