@@ -1,7 +1,9 @@
-"""The golden suite again on the PyTorch backend: converted models are not tied to TensorFlow.
+"""The golden suite again on the PyTorch and JAX backends: converted models are not tied to
+TensorFlow.
 
-Keras fixes its backend at import, so the suite runs in a subprocess with KERAS_BACKEND=torch.
-It needs torch (`pip install torch==2.13.0`, a CPU build); in CI its absence is a failure.
+Keras fixes its backend at import, so the suite runs in a subprocess with KERAS_BACKEND set.
+It needs the backend's package (torch: `pip install torch==2.13.0`, a CPU build; jax: the
+export group's `jax`); in CI its absence is a failure.
 """
 
 from __future__ import annotations
@@ -16,15 +18,22 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
+INSTALL = {"torch": "pip install torch==2.13.0", "jax": "pip install jax"}
 
 
-def test_golden_suite_passes_on_torch_backend():
-    if importlib.util.find_spec("torch") is None:
-        message = "torch is not installed: pip install torch==2.13.0"
+def require_backend(backend: str) -> None:
+    """Skip (or, under CI, fail) when the backend's package is missing."""
+    if importlib.util.find_spec(backend) is None:
+        message = f"{backend} is not installed: {INSTALL[backend]}"
         if os.environ.get("CI"):
             pytest.fail(message)
         pytest.skip(message)
-    env = dict(os.environ, KERAS_BACKEND="torch")
+
+
+@pytest.mark.parametrize("backend", sorted(INSTALL))
+def test_golden_suite_passes_on_backend(backend):
+    require_backend(backend)
+    env = dict(os.environ, KERAS_BACKEND=backend)
     result = subprocess.run(
         [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
          str(ROOT / "tests" / "test_golden.py")],
