@@ -17,6 +17,7 @@ from caffe2keras.layers.resize import Interp
 from caffe2keras.layers.sequence import CaffeLSTM, CaffeRNN, Embed
 from caffe2keras.layers.windows import Im2col, Parameter, SpatialPyramidPooling
 from caffe2keras.layers.shape import ArgMax, Crop, Reduction, Slice, Tile
+from caffe2keras.layers.yolo import Region
 from caffe2keras.layers.unpool import MaxUnpool2D
 
 __all__ = [
@@ -46,6 +47,7 @@ __all__ = [
     "Power",
     "PriorBox",
     "Reduction",
+    "Region",
     "Scale",
     "ScaleByInput",
     "Slice",

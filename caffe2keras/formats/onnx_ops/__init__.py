@@ -9,6 +9,7 @@ from . import (builtin_activation, builtin_conv, builtin_merge, builtin_norm,  #
 from . import (custom_affine, custom_common, custom_deconv, custom_detection,  # noqa: F401
                custom_elementwise, custom_nms, custom_norm, custom_pooling, custom_preprocess,
                custom_resize, custom_shape)
+from . import custom_yolo  # noqa: F401  (Region of the YOLOv2 ports)
 from . import custom_segmentation  # noqa: F401  (pooling with its mask, MaxUnpool2D)
 from . import custom_sequence, custom_windows  # noqa: F401  (Embed, LSTM, RNN; Im2col, SPP, ...)
 from .graph import OnnxGraph
