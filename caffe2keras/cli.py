@@ -226,8 +226,9 @@ def _parser() -> argparse.ArgumentParser:
                              "does not say")
     verify.add_argument("--activations", required=True, metavar="REF.npz")
     verify.add_argument("--tolerance", type=float, default=None, metavar="R",
-                        help="relative error allowed (of max |caffe| per blob); default: the "
-                             "file's, else 1e-4")
+                        help="relative error allowed (of max |caffe| per blob; ArgMax indices "
+                             "must be equal, each Softmax probability is relative to itself); "
+                             "default: the file's, else 1e-4")
     verify.add_argument("--fuse-batchnorm", action="store_true",
                         help="verify the fused model (BatchNorm outputs are then not compared)")
     verify.add_argument("--fold-batchnorm", action="store_true",

@@ -3,6 +3,21 @@
 An activations file (``.npz``, written by ``scripts/dump_caffe_activations.py`` or
 ``scripts/make_golden.py``) holds a JSON manifest under ``__manifest__`` naming the net's
 inputs and every stored top as (layer, top blob), plus the arrays in Caffe's layout.
+
+The rule (``compare_values``): a value's error is measured against the largest Caffe value
+*of the same kind*, and must be at most ``tolerance`` times it. Values of one kind share a
+scale, so one scale per part of a blob that holds one kind:
+
+* most blobs hold one kind (activations computed together): the part is the whole blob,
+  error / max |caffe| over the blob;
+* an ArgMax top holds indices, and with ``out_max_val`` the maximal values beside them (in
+  channel 0 and 1 of a flattened ArgMax): each channel is a part, and a channel of whole
+  numbers in Caffe (indices) must be equal exactly, since an index is right or wrong;
+* a Softmax top holds probabilities, each meaningful on its own scale (open_nsfw's 3e-4
+  beside 0.9997): each probability is a part, its error relative to itself (probabilities
+  below ``PROBABILITY_FLOOR`` count as that floor).
+
+So an index off by one among values near 2, or a small probability off by 25%, fails.
 """
 
 from __future__ import annotations
@@ -17,6 +32,9 @@ from .ir import Net
 
 FORMAT = "caffe2keras-activations/1"
 DEFAULT_TOLERANCE = 1e-4
+# Probabilities smaller than this are compared as if they were this (far below any use of a
+# probability; float32's exp loses relative precision near its smallest normal, 1.2e-38).
+PROBABILITY_FLOOR = 1e-30
 
 
 @dataclass
@@ -76,6 +94,47 @@ def compare_blob(expected: np.ndarray, actual: np.ndarray, tolerance: float):
     return error, relative, bool(relative <= tolerance)
 
 
+def compare_values(layer_type: str, expected: np.ndarray, actual: np.ndarray, tolerance: float):
+    """Compare a blob of Caffe's shape by the rule of its kind (see the module docstring).
+    Returns (max abs error, relative error: the largest over the parts, passed, note)."""
+    if layer_type == "ArgMax":
+        return _compare_argmax(expected, actual, tolerance)
+    if layer_type == "Softmax":
+        return _compare_probabilities(expected, actual, tolerance)
+    return (*compare_blob(expected, actual, tolerance), "")
+
+
+def _compare_argmax(expected: np.ndarray, actual: np.ndarray, tolerance: float):
+    """Each channel on its own; a channel of whole numbers (indices) must match exactly."""
+    if expected.ndim < 2 or not expected.size:
+        return (*compare_blob(expected, actual, tolerance), "")
+    worst_error, worst_relative, passed, wrong = 0.0, 0.0, True, 0
+    for channel in range(expected.shape[1]):
+        want, got = expected[:, channel], actual[:, channel]
+        error, relative, ok = compare_blob(want, got, tolerance)
+        if np.array_equal(want, np.round(want)):  # indices
+            differ = int(np.count_nonzero(got != want))
+            ok, wrong = differ == 0, wrong + differ
+        worst_error, worst_relative = max(worst_error, error), max(worst_relative, relative)
+        passed = passed and ok
+    note = "" if passed or not wrong else f"{wrong} indices differ from Caffe's"
+    return worst_error, worst_relative, passed, note
+
+
+def _compare_probabilities(expected: np.ndarray, actual: np.ndarray, tolerance: float):
+    """Each probability's error relative to itself (at least ``PROBABILITY_FLOOR``)."""
+    if not expected.size:
+        return 0.0, 0.0, True, ""
+    errors = np.abs(actual.astype(np.float64) - expected)
+    relative = errors / np.maximum(np.abs(expected.astype(np.float64)), PROBABILITY_FLOOR)
+    worst = int(np.argmax(relative))
+    passed = bool(relative.flat[worst] <= tolerance)
+    note = "" if passed else (f"probability {float(expected.flat[worst]):.3g} at "
+                              f"{tuple(map(int, np.unravel_index(worst, expected.shape)))} is "
+                              f"{float(actual.flat[worst]):.3g}")
+    return float(errors.max()), float(relative.flat[worst]), passed, note
+
+
 def compare_reshaped(layer_type: str, expected: np.ndarray, actual: np.ndarray, tolerance: float):
     """Compare blobs whose Keras shape differs from Caffe's by design; None for any other
     difference. Returns (max abs error, relative error, passed, note).
@@ -92,9 +151,10 @@ def compare_reshaped(layer_type: str, expected: np.ndarray, actual: np.ndarray, 
         return compare_detections(expected, actual, tolerance)
     if expected.shape[:1] == (1,) and actual.ndim == expected.ndim \
             and actual.shape[1:] == expected.shape[1:]:
-        error, relative, passed = compare_blob(np.broadcast_to(expected, actual.shape), actual,
-                                               tolerance)
-        return error, relative, passed, f"Caffe's batch-1 blob vs each of {actual.shape[0]} items"
+        error, relative, passed, note = compare_values(
+            layer_type, np.broadcast_to(expected, actual.shape), actual, tolerance)
+        return (error, relative, passed,
+                f"Caffe's batch-1 blob vs each of {actual.shape[0]} items" + (f"; {note}" if note else ""))
     return None
 
 
@@ -199,8 +259,8 @@ def _check_entry(entry: dict, expected: np.ndarray, result, tolerance: float,
             return BlobCheck(entry["layer"], entry["top"], expected.shape, None, None, False,
                              f"shape {actual.shape} differs from Caffe's")
         return BlobCheck(entry["layer"], entry["top"], expected.shape, *by_design)
-    error, relative, passed = compare_blob(expected, actual, tolerance)
-    return BlobCheck(entry["layer"], entry["top"], expected.shape, error, relative, passed)
+    return BlobCheck(entry["layer"], entry["top"], expected.shape,
+                     *compare_values(entry["type"], expected, actual, tolerance))
 
 
 def _in_manifest_order(checks: list[BlobCheck], manifest: dict) -> list[BlobCheck]:
@@ -266,7 +326,8 @@ def format_checks(checks: list[BlobCheck], tolerance: float) -> str:
     compared = [c for c in checks if c.max_abs_error is not None]
     lines.append("")
     lines.append(f"{len(compared)} blobs compared, {len(failed)} failed (tolerance: relative error "
-                 f"<= {tolerance:g} of max |caffe|)")
+                 f"<= {tolerance:g} of max |caffe| per blob; ArgMax indices exact, each Softmax "
+                 "probability relative to itself)")
     if failed:
         lines.append(f"first diverging layer: {failed[0].layer!r} (top {failed[0].top!r})")
     return "\n".join(lines)
@@ -280,7 +341,7 @@ def verify(prototxt: str, caffemodel: str, activations: str, tolerance: float | 
     ``activations`` is an ``.npz`` written by ``scripts/dump_caffe_activations.py`` (or the
     golden fixtures). Returns one :class:`BlobCheck` per stored blob, in Caffe's order;
     ``check.passed`` says whether its error relative to max |caffe| is within ``tolerance``
-    (default: the file's, else 1e-4). Blobs the model no longer has (folded or fused layers)
+    (default: the file's, else 1e-4), by part for ArgMax and Softmax tops (see the module). Blobs the model no longer has (folded or fused layers)
     pass with a note. ``first_failure(checks)`` is the first diverging blob, ``format_checks``
     the table the CLI prints. Raises VerificationError for an unusable activations file.
     """

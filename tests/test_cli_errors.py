@@ -57,7 +57,7 @@ def test_exit_codes_are_distinct_and_in_the_readme():
 
 
 @pytest.mark.parametrize("argv, message", [
-    ([], "the following arguments are required: COMMAND"),
+    (["--debug"], "the following arguments are required: COMMAND"),
     (["frobnicate"], "invalid choice: 'frobnicate'"),
     (["convert", "a.prototxt"], "the following arguments are required: [CAFFEMODEL] OUTPUT"),
     (["convert", "a.prototxt", "b", "c", "d"], "expected PROTOTXT [CAFFEMODEL] OUTPUT, got 4"),
@@ -83,9 +83,24 @@ def test_conversion_errors_are_one_line_with_their_class_exit_code(tmp_path, run
 
 @pytest.mark.parametrize("where", ["before", "after"])
 def test_debug_shows_the_traceback(tmp_path, run_cli, where):
-    argv = ["convert", str(tmp_path / "missing.prototxt"), str(tmp_path / "m.keras")]
+    """The installed command with --debug (before or after the command) prints Python's
+    traceback down to the frame that raised, ending with the error; without it, one line."""
+    argv = ["convert", "missing.prototxt", "m.keras"]
     argv = ["--debug", *argv] if where == "before" else [*argv, "--debug"]
-    with pytest.raises(ParseError, match="cannot read"):
+    command = Path(sys.executable).parent / "caffe2keras"
+    program = [str(command)] if command.is_file() else [sys.executable, "-m", "caffe2keras.cli"]
+    done = subprocess.run([*program, *argv], capture_output=True, text=True, timeout=300,
+                          cwd=tmp_path, env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3"))
+    lines = done.stderr.strip().splitlines()
+    assert done.returncode == 1 and done.stdout == "", done.stderr  # Python's uncaught exception
+    assert lines[0] == "Traceback (most recent call last):", done.stderr
+    assert any("caffe2keras/cli.py" in line and "in main" in line for line in lines)
+    assert any("caffe2keras/reader/prototxt.py" in line and "in read_text_file" in line
+               for line in lines), done.stderr
+    assert lines[-1] == ("caffe2keras.errors.ParseError: missing.prototxt: cannot read: No such "
+                         "file or directory")
+    assert "caffe2keras: error:" not in done.stderr
+    with pytest.raises(ParseError, match="cannot read"):  # main() itself re-raises
         run_cli(*argv)
 
 

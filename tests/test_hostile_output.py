@@ -63,11 +63,31 @@ def test_a_save_that_fails_midway_leaves_nothing_and_keeps_the_old_file(tmp_path
     _folder_is_clean(tmp_path, target.name)
 
 
-def test_a_new_file_appears_only_when_complete(tmp_path, model):
-    target = tmp_path / "model.keras"
-    save_model(model, str(target))
-    _folder_is_clean(tmp_path, "model.keras")
+@pytest.mark.parametrize("extension", [".h5", ".keras"])
+def test_a_new_file_appears_only_when_complete(tmp_path, monkeypatch, model, extension):
+    """The writers (Keras' save, and the zip of a .keras) are watched: while any of them
+    writes, and when each returns, the target does not exist yet. A writer working at the
+    target itself would be seen there."""
+    import zipfile
+
     import keras
+    target = tmp_path / f"model{extension}"
+    seen = []
+
+    def watched(writer, name):
+        def write(*args, **kwargs):
+            seen.append((name, "before", target.exists()))
+            result = writer(*args, **kwargs)
+            seen.append((name, "after", target.exists()))
+            return result
+        return write
+
+    monkeypatch.setattr(keras.Model, "save", watched(keras.Model.save, "Model.save"))
+    monkeypatch.setattr(zipfile.ZipFile, "write", watched(zipfile.ZipFile.write, "ZipFile.write"))
+    save_model(model, str(target))
+    assert ("Model.save", "after", False) in seen  # the watch did see the writing
+    assert [event for event in seen if event[2]] == []
+    _folder_is_clean(tmp_path, target.name)
     assert len(keras.models.load_model(target, safe_mode=True).layers) == len(model.layers)
 
 

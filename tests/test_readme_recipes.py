@@ -149,6 +149,9 @@ def check_features_cli(ns, folder):
 def check_features_python(ns, folder):
     assert ns["features"].shape == (4, 32)  # the fixture's fc7 has 32 outputs
     assert "fc8" not in {layer.name for layer in ns["fc7"].layers}
+    x, want = golden("caffenet", "relu7")  # both of the recipe's models give Caffe's features
+    assert _relative_error(ns["extractor"].predict(x, verbose=0), want) < 1e-4
+    assert _relative_error(ns["fc7"].predict(x, verbose=0), want) < 1e-4
 
 
 def check_preprocess_cli(ns, folder):
@@ -164,15 +167,41 @@ def check_preprocess_python(ns, folder):
     assert "center-cropped to 103x87" in ns["model"].get_layer("data_preprocess").mean_source
 
 
+STYLE_LAYERS = ["relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1"]
+VGG_MEAN = np.float32([103.939, 116.779, 123.68])
+
+
+def vgg_style_reference(rgb: np.ndarray) -> list[np.ndarray]:
+    """Caffe's relu1_1 ... relu5_1 (NHWC) for RGB images at the recipe's 256x256 size. The
+    fixture's golden activations are at 40x36 and its fc6 fits only that size, so the
+    reference here is Caffe's forward pass in numpy (``numpy_forward``, the one every
+    conversion test uses) on the same weights, of the BGR, mean-subtracted blob."""
+    from caffe2keras.api import prepare
+    from numpy_forward import forward
+    net = prepare(str(FIXTURES / "vgg16" / "deploy.prototxt"),
+                  str(FIXTURES / "vgg16" / "weights.caffemodel"),
+                  input_shapes={"data": (len(rgb), 3, *rgb.shape[1:3])}, fuse_batchnorm=False,
+                  outputs=STYLE_LAYERS)
+    values = forward(net, {"data": (rgb[..., ::-1] - VGG_MEAN).transpose(0, 3, 1, 2)})
+    return [values[net.layer(name).tops[0]].transpose(0, 2, 3, 1) for name in STYLE_LAYERS]
+
+
 def check_style_cli(ns, folder):
     model = keras.models.load_model(folder / "vgg_style.keras", safe_mode=True)
     assert tuple(model.input.shape) == (None, 256, 256, 3) and len(model.outputs) == 5
     assert not {"fc6", "fc7", "fc8"} & {layer.name for layer in model.layers}
+    rgb = np.random.default_rng(5).uniform(0, 255, (1, 256, 256, 3)).astype(np.float32)
+    for got, want in zip(model.predict(rgb, verbose=0), vgg_style_reference(rgb)):
+        assert _relative_error(got, want) < 1e-4
 
 
 def check_style_python(ns, folder):
     channels = [4, 8, 16, 16, 16]  # the fixture's VGG-16 widths
     assert [tuple(gram.shape) for gram in ns["style"]] == [(1, c, c) for c in channels]
+    for got, features in zip(ns["style"], vgg_style_reference(ns["image"])):
+        n, h, w, c = features.shape
+        flat = features.reshape(n, h * w, c).astype(np.float64)
+        assert _relative_error(got, flat.transpose(0, 2, 1) @ flat / (h * w)) < 1e-4
 
 
 def check_fine_tune(ns, folder):
@@ -191,16 +220,40 @@ def check_fine_tune(ns, folder):
 
 
 def check_siamese(ns, folder):
-    assert len(ns["siamese"].inputs) == 2
+    """Both branches are Caffe's relu7 (one shared network); the head sees their difference."""
+    siamese = ns["siamese"]
+    assert len(siamese.inputs) == 2
+    x, relu7 = golden("caffenet", "relu7")
+    assert _relative_error(ns["cnn"].predict(x, verbose=0), relu7) < 1e-4
+    kernel, bias = siamese.layers[-1].get_weights()
+    logit = (relu7[:1].astype(np.float64) - relu7[1:]) @ kernel + bias
+    want = 1 / (1 + np.exp(-logit))
+    assert _relative_error(siamese.predict([x[:1], x[1:]], verbose=0), want) < 1e-4
+
+
+SERVING_MEAN = np.float32([104, 117, 123])  # the recipe's --mean, BGR
+
+
+def golden_as_rgb(fixture: str, layer: str, mean: np.ndarray):
+    """The golden input as the raw RGB images a model with --preprocess takes (Caffe's blob
+    is BGR minus the mean), and Caffe's ``layer`` blob for it."""
+    x, want = golden(fixture, layer)
+    return (x + mean)[..., ::-1].copy(), want
 
 
 def check_serving_cli(ns, folder):
+    import tensorflow as tf
     assert (folder / "serving" / "caffenet" / "1" / "saved_model.pb").is_file()
+    served = tf.saved_model.load(str(folder / "serving" / "caffenet" / "1"))
+    rgb, want = golden_as_rgb("caffenet", "prob", SERVING_MEAN)
+    assert _relative_error(served.serve(rgb).numpy(), want) < 1e-4
 
 
 def check_serving_python(ns, folder):
     probabilities = ns["probabilities"]
     assert probabilities.shape == (1, 10) and abs(float(probabilities.sum()) - 1) < 1e-5
+    rgb, want = golden_as_rgb("caffenet", "prob", SERVING_MEAN)
+    assert _relative_error(ns["served"].serve(rgb).numpy(), want) < 1e-4
 
 
 def check_fold(ns, folder):
