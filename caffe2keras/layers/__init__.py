@@ -9,6 +9,7 @@ from caffe2keras.layers.axpy import Axpy
 from caffe2keras.layers.deconv import GroupedConv2DTranspose
 from caffe2keras.layers.detection import DetectionOutput, PriorBox
 from caffe2keras.layers.elementwise import AbsVal, Exp, Log, Power, Threshold, WeightedSum
+from caffe2keras.layers.fork_ops import BilinearResize, CaffePad, Clip, Swish
 from caffe2keras.layers.lrn import LRN
 from caffe2keras.layers.normalize import MVN, Normalize
 from caffe2keras.layers.pooling import CaffeMaxPoolingWithMask, CaffePooling2D
@@ -17,20 +18,23 @@ from caffe2keras.layers.resize import Interp
 from caffe2keras.layers.sequence import CaffeLSTM, CaffeRNN, Embed
 from caffe2keras.layers.windows import Im2col, Parameter, SpatialPyramidPooling
 from caffe2keras.layers.shape import ArgMax, Crop, Reduction, Slice, Tile
-from caffe2keras.layers.yolo import Region
 from caffe2keras.layers.unpool import MaxUnpool2D
+from caffe2keras.layers.yolo import Region
 
 __all__ = [
     "AbsVal",
     "ArgMax",
     "Axpy",
     "Bias",
+    "BilinearResize",
     "BiasByInput",
     "CaffeLSTM",
     "CaffeMaxPoolingWithMask",
+    "CaffePad",
     "CaffePooling2D",
     "CaffePreprocess",
     "CaffeRNN",
+    "Clip",
     "Crop",
     "DetectionOutput",
     "Embed",
@@ -52,6 +56,7 @@ __all__ = [
     "ScaleByInput",
     "Slice",
     "SpatialPyramidPooling",
+    "Swish",
     "Threshold",
     "Tile",
     "WeightedSum",

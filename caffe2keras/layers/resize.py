@@ -38,6 +38,23 @@ def interp_axis(size_in: int, size_out: int, offset: int = 0):
     return first + offset, first + step + offset, weight0, weight1
 
 
+def bilinear_blend(x, rows, cols):
+    """``lh0 * (lw0 * x[r0, c0] + lw1 * x[r0, c1]) + lh1 * (lw0 * x[r1, c0] + lw1 * x[r1, c1])``
+    on an NHWC tensor; ``rows``/``cols`` are (first index, second index, first weight, second
+    weight) per output row/column, as ``interp_axis`` gives them."""
+    r0, r1, lh0, lh1 = rows
+    c0, c1, lw0, lw1 = cols
+    lh0 = ops.reshape(ops.convert_to_tensor(lh0, x.dtype), (1, -1, 1, 1))
+    lh1 = ops.reshape(ops.convert_to_tensor(lh1, x.dtype), (1, -1, 1, 1))
+    lw0 = ops.reshape(ops.convert_to_tensor(lw0, x.dtype), (1, 1, -1, 1))
+    lw1 = ops.reshape(ops.convert_to_tensor(lw1, x.dtype), (1, 1, -1, 1))
+    top = ops.take(x, r0, axis=1)
+    bottom = ops.take(x, r1, axis=1)
+    top = lw0 * ops.take(top, c0, axis=2) + lw1 * ops.take(top, c1, axis=2)
+    bottom = lw0 * ops.take(bottom, c0, axis=2) + lw1 * ops.take(bottom, c1, axis=2)
+    return lh0 * top + lh1 * bottom
+
+
 @keras.saving.register_keras_serializable(package="caffe2keras")
 class Interp(keras.layers.Layer):
     """Bilinear resize of an NHWC tensor to ``height x width`` after cropping ``-pad_beg`` /
@@ -84,17 +101,7 @@ class Interp(keras.layers.Layer):
         if self._copy:
             crop, in_h, in_w = self._crop
             return x[:, crop:crop + in_h, crop:crop + in_w, :]
-        r0, r1, lh0, lh1 = self._rows
-        c0, c1, lw0, lw1 = self._cols
-        lh0 = ops.reshape(ops.convert_to_tensor(lh0, x.dtype), (1, -1, 1, 1))
-        lh1 = ops.reshape(ops.convert_to_tensor(lh1, x.dtype), (1, -1, 1, 1))
-        lw0 = ops.reshape(ops.convert_to_tensor(lw0, x.dtype), (1, 1, -1, 1))
-        lw1 = ops.reshape(ops.convert_to_tensor(lw1, x.dtype), (1, 1, -1, 1))
-        top = ops.take(x, r0, axis=1)
-        bottom = ops.take(x, r1, axis=1)
-        top = lw0 * ops.take(top, c0, axis=2) + lw1 * ops.take(top, c1, axis=2)
-        bottom = lw0 * ops.take(bottom, c0, axis=2) + lw1 * ops.take(bottom, c1, axis=2)
-        return lh0 * top + lh1 * bottom
+        return bilinear_blend(x, self._rows, self._cols)
 
     def compute_output_shape(self, input_shape):
         shape = self._image_shape(input_shape)

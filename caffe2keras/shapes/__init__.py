@@ -7,6 +7,7 @@ shapes Caffe allocates. One module per layer family registers its rules with
 
 from . import conv, detection, elementwise, norm, resize, structure  # noqa: F401  (registers)
 from . import forks, yolo  # noqa: F401  (fork layers: depthwise, YOLO, ROI)
+from . import resample  # noqa: F401  (Resize, BilinearInterpolate, Unsqueeze)
 from . import segmentation  # noqa: F401  (BN, BatchNormKyle, MaxUnPool)
 from . import sequence, windows  # noqa: F401  (LSTM, RNN; Im2col, SPP, Parameter)
 from .conv import (ConvGeometry, PoolGeometry, conv_geometry, conv_output_size,

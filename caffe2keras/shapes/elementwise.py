@@ -8,7 +8,7 @@ from .registry import (canonical_axis, expect_bottoms, layer_error, same_shape,
 
 
 @shape_rule("ReLU", "ELU", "Sigmoid", "TanH", "AbsVal", "Power", "BNLL", "Threshold",
-            "Dropout", "ReLU6", "HardSwish", "HardSigmoid", "Swish", "Clip")
+            "Dropout", "ReLU6", "HardSwish", "HardSigmoid", "Swish", "Clip", "Mish")
 def _unary(layer, bottoms):
     return same_shape(layer, bottoms)
 

@@ -10,6 +10,7 @@ from . import (custom_affine, custom_common, custom_deconv, custom_detection,  #
                custom_elementwise, custom_nms, custom_norm, custom_pooling, custom_preprocess,
                custom_resize, custom_shape)
 from . import custom_yolo  # noqa: F401  (Region of the YOLOv2 ports)
+from . import custom_fork  # noqa: F401  (Clip, Swish, CaffePad, BilinearResize)
 from . import custom_segmentation  # noqa: F401  (pooling with its mask, MaxUnpool2D)
 from . import custom_sequence, custom_windows  # noqa: F401  (Embed, LSTM, RNN; Im2col, SPP, ...)
 from .graph import OnnxGraph

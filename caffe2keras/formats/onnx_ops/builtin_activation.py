@@ -48,6 +48,10 @@ _ACTIVATIONS = {
         "Clip", x, g.const(np.float32(0.0)), g.const(np.float32(6.0))),
     activations.silu: lambda g, x, rank, layout: g.op("Mul", x, g.op("Sigmoid", x)),
     activations.hard_sigmoid: _hard_sigmoid,
+    activations.hard_silu: lambda g, x, rank, layout: g.op("Mul", x, _hard_sigmoid(g, x, rank,
+                                                                                  layout)),
+    activations.mish: lambda g, x, rank, layout: g.op(
+        "Mul", x, g.op("Tanh", g.op("Softplus", x))),
     activations.gelu: _gelu,
     activations.softmax: _softmax,
 }

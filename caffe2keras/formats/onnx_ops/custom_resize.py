@@ -23,8 +23,14 @@ def interp(layer, g, inputs, outputs):
                  i64(g, [ROWS, COLS]))
         g.set(outputs[0], y, "nchw")
         return
-    r0, r1, lh0, lh1 = layer._rows
-    c0, c1, lw0, lw1 = layer._cols
+    g.set(outputs[0], bilinear_blend(g, x, layer._rows, layer._cols), "nchw")
+
+
+def bilinear_blend(g, x: str, rows, cols) -> str:
+    """The layers' ``bilinear_blend`` on a channels-first value: gathers with the layer's
+    indices, weighed in the same order."""
+    r0, r1, lh0, lh1 = rows
+    c0, c1, lw0, lw1 = cols
     lh0, lh1 = (g.const(w.reshape(-1, 1)) for w in (lh0, lh1))  # (H_out, 1)
     lw0, lw1 = (g.const(w) for w in (lw0, lw1))  # (W_out,)
 
@@ -35,5 +41,4 @@ def interp(layer, g, inputs, outputs):
 
     top = blend_columns(g.op("Gather", x, i64(g, r0), axis=ROWS))
     bottom = blend_columns(g.op("Gather", x, i64(g, r1), axis=ROWS))
-    y = g.op("Add", g.op("Mul", lh0, top), g.op("Mul", lh1, bottom))
-    g.set(outputs[0], y, "nchw")
+    return g.op("Add", g.op("Mul", lh0, top), g.op("Mul", lh1, bottom))
