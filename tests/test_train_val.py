@@ -204,6 +204,9 @@ DATA_LAYERS = {
                            'new_width: 6 }', {}, (3, 1, 5, 5)),
     "data_force_gray": ('type: "Data" transform_param { crop_size: 7 force_gray: true } '
                         'data_param { batch_size: 5 }', {}, (5, 1, 7, 7)),
+    "annotated_crop_h_w": ('type: "AnnotatedData" transform_param { crop_h: 6 crop_w: 9 '
+                           'mean_value: 1 mean_value: 2 mean_value: 3 } data_param { batch_size: 2 }',
+                           {}, (2, 3, 6, 9)),
     "annotated_given": ('type: "AnnotatedData" data_param { batch_size: 2 }',
                         {"data": (2, 3, 8, 7)}, (2, 3, 8, 7)),
     "hdf5_given": ('type: "HDF5Data" hdf5_data_param { source: "list.txt" batch_size: 2 }',

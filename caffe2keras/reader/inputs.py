@@ -76,9 +76,11 @@ def data_layer_shapes(layer, channels: int | None) -> dict[str, tuple[int, ...] 
 
 
 def _spatial_size(layer) -> tuple[int, int] | None:
-    crop = layer.transform_param.crop_size
-    if crop:
-        return (crop, crop)
+    transform = layer.transform_param
+    if transform.crop_size:
+        return (transform.crop_size, transform.crop_size)
+    if transform.crop_h and transform.crop_w:  # the SSD fork's rectangular crop
+        return (transform.crop_h, transform.crop_w)
     if layer.type == "ImageData" and layer.image_data_param.new_height:
         p = layer.image_data_param
         return (p.new_height, p.new_width)
