@@ -186,3 +186,28 @@ def test_the_version_is_the_packages():
     from importlib.metadata import version
     from caffe2keras import __version__
     assert version("caffe2keras") == __version__
+
+
+NATIVE = """WARNING: All log messages before absl::InitializeLog() is called are written to STDERR
+something a library printed
+I0000 00:00:1796012911.129687     839 port.cc:153] oneDNN custom operations are on.
+I0000 00:00:1796012912.262231     839 cpu_feature_guard.cc:227] This TensorFlow binary is optimized.
+To enable the following instructions: AVX2 FMA, in other operations, rebuild TensorFlow.
+W0000 00:00:1796012913.000001     839 some.cc:1] a warning
+E0000 00:00:1796012934.074033     839 cuda_platform.cc:52] failed call to cuInit: UNKNOWN ERROR (303)
+F0000 00:00:1796012935.000000     839 check.cc:9] Check failed: x"""
+
+
+@pytest.mark.parametrize("level, failed, shown", [
+    (3, False, [1, 7]),  # what is not a record, and FATAL records
+    (3, True, [1, 6, 7]),  # ERROR records too when the command failed
+    (2, False, [1, 6, 7]),
+    (1, False, [1, 5, 6, 7]),
+    (0, False, list(range(8))),  # the banner too
+])
+def test_native_records_below_the_level_are_dropped(level, failed, shown):
+    """TF_CPP_MIN_LOG_LEVEL (the user's, else 3) applied to what the libraries wrote to fd 2;
+    a continuation line (line 4) goes with its record."""
+    from caffe2keras.quiet import native_lines_to_show
+    lines = NATIVE.splitlines()
+    assert native_lines_to_show(NATIVE, level, failed) == [lines[i] for i in shown]
