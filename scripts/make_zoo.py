@@ -2,7 +2,7 @@
 """The model zoo suite's data (see tests/zoo_nets.py).
 
     python scripts/make_zoo.py collect MIRRORS     # prototxts out of git snapshots -> zoo folder
-    ~/caffe-env/bin/python scripts/make_zoo.py reference [KEY ...]   # real Caffe -> tests/zoo/
+    ~/caffe-env/bin/python scripts/make_zoo.py reference --python PY [KEY ...]  # -> tests/zoo/
     python scripts/make_zoo.py results [KEY ...]   # our converter -> tests/zoo/results.json
     python scripts/make_zoo.py table               # the README's zoo table (markdown)
 
@@ -97,7 +97,7 @@ def spread(names: list[str], count: int) -> list[str]:
     return [names[round((i + 1) * len(names) / (count + 1)) - 1] for i in range(count)]
 
 
-def reference(keys: list[str]) -> None:
+def reference(keys: list[str], writer_python: str) -> None:
     import caffe
     caffe.set_mode_cpu()
     for net in pick(zn.all_nets(), keys):
@@ -110,7 +110,12 @@ def reference(keys: list[str]) -> None:
                   for name, layer in zip(shapes_net._layer_names, shapes_net.layers)]
         del shapes_net
         weights = os.path.join(tmp_dir.name, "weights.caffemodel")
-        write_weights(net, layers, weights)
+        recipe = os.path.join(tmp_dir.name, "layers.json")
+        Path(recipe).write_text(json.dumps(layers))
+        # Our writer runs in the caffe2keras interpreter: pycaffe's caffe_pb2 and ours both
+        # define package `caffe` in protobuf's default pool, so one process cannot hold both.
+        subprocess.run([writer_python, __file__, "weights", net.key, recipe, weights],
+                       check=True)
         cnet = caffe.Net(prototxt, caffe.TEST, weights=weights)
         tmp_dir.cleanup()
         inputs = {}
@@ -119,8 +124,7 @@ def reference(keys: list[str]) -> None:
             cnet.blobs[name].data[...] = inputs[name]
         cnet.forward()
         chosen = choose_blobs(cnet, net)
-        manifest = {"net": net.key, "caffe": caffe.__version__ if hasattr(caffe, "__version__")
-                    else "unknown", "seed": net.seed, "bn_factor": net.bn_factor,
+        manifest = {"net": net.key, "caffe": caffe_version(caffe), "seed": net.seed, "bn_factor": net.bn_factor,
                     "layers": layers,
                     "inputs": [{"name": n, "shape": list(a.shape)} for n, a in inputs.items()],
                     "params": int(sum(np.prod(s) for layer in layers for s in layer["shapes"])),
@@ -172,9 +176,46 @@ def batch_one(net: zn.ZooNet, folder: str) -> str:
                 dims = fixed(name, shape.dim)
                 del shape.dim[:]
                 shape.dim.extend(dims)
+    for layer in proto.layer:
+        if layer.type == "DetectionOutput":
+            # Writing detections to files (SSD's eval settings, label map path) computes
+            # nothing and needs files this deploy does not ship.
+            layer.detection_output_param.ClearField("save_output_param")
+    if any(layer.type == "Axpy" for layer in proto.layer):
+        rewrite_axpy(proto, caffe_pb2)
     path = os.path.join(folder, "deploy.prototxt")
     Path(path).write_text(text_format.MessageToString(proto))
     return path
+
+
+AXPY_PART = "/axpy_"
+
+
+def rewrite_axpy(proto, caffe_pb2) -> None:
+    """SENet's fork layer Axpy (y = a * x + b, a: N×C×1×1, x and b: N×C×H×W) is not in this
+    Caffe: for the reference it becomes what it computes, in stock layers: Flatten(a) to N×C,
+    Scale(x, a) with axis 0, Eltwise SUM with b, the last named as the Axpy layer and writing
+    its top. The tests convert the published file, Axpy and all."""
+    layers = list(proto.layer)
+    del proto.layer[:]
+    for layer in layers:
+        if layer.type != "Axpy":
+            proto.layer.add().CopyFrom(layer)
+            continue
+        scale_in, x, shift = layer.bottom
+        flat = proto.layer.add(name=layer.name + AXPY_PART + "flat", type="Flatten",
+                               bottom=[scale_in], top=[layer.name + AXPY_PART + "flat"])
+        scaled = proto.layer.add(name=layer.name + AXPY_PART + "scale", type="Scale",
+                                 bottom=[x, flat.top[0]], top=[layer.name + AXPY_PART + "scale"])
+        scaled.scale_param.axis = 0
+        proto.layer.add(name=layer.name, type="Eltwise", bottom=[scaled.top[0], shift],
+                        top=list(layer.top))
+
+
+def caffe_version(caffe) -> str:
+    """pycaffe's version and the source tree it was built from (build_caffe.sh's sdist)."""
+    tree = Path(caffe.__file__).resolve().parents[2].name
+    return f"pycaffe {getattr(caffe, '__version__', '?')} built from {tree}, CPU"
 
 
 def layer_type(cnet, name: str) -> str:
@@ -203,7 +244,7 @@ def choose_blobs(cnet, net: zn.ZooNet) -> list[tuple[str, str, str]]:
     outputs = list(cnet.outputs) + [o for o in net.outputs if o not in cnet.outputs]
     single = [top for name in names for top in cnet.top_names[name]
               if len(cnet.top_names[name]) == 1 and writers[top] == name
-              and top not in cnet.inputs and top not in outputs
+              and top not in cnet.inputs and top not in outputs and AXPY_PART not in name
               and cnet.layers[names.index(name)].type not in SKIPPED_INNER]
     chosen = [(writers[t], t, "inner") for t in dict.fromkeys(spread(single, 4))]
     for name in names:
@@ -264,12 +305,22 @@ def main(argv=None) -> int:
     sub.add_parser("collect").add_argument("mirrors")
     for name in ("reference", "results"):
         sub.add_parser(name).add_argument("keys", nargs="*")
+    reference_parser = sub.choices["reference"]
+    reference_parser.add_argument("--python", required=True,
+                                  help="an interpreter that imports caffe2keras (it writes the "
+                                       "seeded caffemodels)")
+    weights = sub.add_parser("weights")
+    for name in ("key", "layers", "output"):
+        weights.add_argument(name)
     sub.add_parser("table")
     args = parser.parse_args(argv)
     if args.command == "collect":
         collect(args.mirrors)
     elif args.command == "reference":
-        reference(args.keys)
+        reference(args.keys, args.python)
+    elif args.command == "weights":
+        net = next(n for n in zn.all_nets() if n.key == args.key)
+        write_weights(net, json.loads(Path(args.layers).read_text()), args.output)
     elif args.command == "results":
         results(args.keys)
     else:

@@ -111,7 +111,8 @@ _TABLE = [
      dict(bn_factor=0.999)),
     ("densenet121", "DenseNet-121", SHICAI_DENSE, "DenseNet_121.prototxt", {}),
     ("se_resnet50", "SE-ResNet-50", SENET, "models/SE-ResNet-50.prototxt",
-     dict(bn_factor=0.999)),
+     dict(bn_factor=0.999, note="its fork layer Axpy ran in Caffe as Flatten + Scale (axis 0) + "
+                                "Eltwise SUM")),
     ("se_bn_inception", "SE-BN-Inception", SENET, "models/SE-BN-Inception.prototxt", {}),
     ("inception_v3", "Inception v3", SOEAVER, "cls/inception/deploy_inception-v3.prototxt", {}),
     ("inception_v4", "Inception v4", SOEAVER, "cls/inception/deploy_inception-v4.prototxt",
