@@ -294,7 +294,8 @@ STRUCTURE_CASES = {
                            errors.UnsupportedLayerError, ["'s' (Sparkle)"]),
     "python_layer": (HEAD + _layer("py", "Python", ["data"], ["py"],
                                    "python_param { module: 'os' layer: 'system' }"),
-                     errors.UnsupportedLayerError, ["'py' (Python)"]),
+                     errors.UnsupportedLayerError, ["'py' (Python: it runs the Python class",
+                                                    "not in the model files"]),
     "absurd_input": ('input: "data" input_dim: 100000 input_dim: 3 input_dim: 100000 input_dim: 100000\n'
                      + _layer("r", "ReLU", ["data"], ["r"]),
                      errors.StructureError, ["'data'", "more than Caffe's limit"]),
