@@ -87,9 +87,9 @@ def _same_outputs(tmp_path, train_val, deploy, input_shape, weights_from=None):
     assert [layer.name for layer in trained.layers] == [layer.name for layer in deployed.layers]
     x = np.random.default_rng(3).uniform(-1, 1, (2, *trained.input.shape[1:])).astype(np.float32)
     want, got = deployed.predict(x, verbose=0), trained.predict(x, verbose=0)
-    assert want.shape == got.shape
-    np.testing.assert_array_equal(got, want)
-    assert np.abs(want).max() > 0
+    assert want.shape == got.shape and np.abs(want).max() > 0
+    # the same graph and weights; TensorFlow's threads may sum in another order between runs
+    np.testing.assert_allclose(got, want, rtol=0, atol=1e-6 * np.abs(want).max())
     return trained
 
 
