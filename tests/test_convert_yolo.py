@@ -143,3 +143,26 @@ def test_what_the_ports_cannot_run_is_refused(tmp_path, type_, param, shape, mes
 def test_reorg_counts_match():
     for shape, stride, reverse in REORG_CASES.values():
         assert reorg_port(normal(shape, 0), stride, reverse).size == math.prod(shape)
+
+
+def upsample_port(x, scale):
+    """The YOLOv3 ports' UpsampleLayer::Forward_cpu: out[n, c, h, w] = in[n, c, h / s, w / s]
+    over the (N, C, H*s, W*s) top."""
+    n_, c_, h_, w_ = x.shape
+    top = np.empty((n_, c_, h_ * scale, w_ * scale), np.float32)
+    for h in range(h_ * scale):
+        for w in range(w_ * scale):
+            top[:, :, h, w] = x[:, :, h // scale, w // scale]
+    return top
+
+
+@pytest.mark.parametrize("format_name", FORMATS)
+def test_yolov3_upsample_matches_the_port(tmp_path, format_name):
+    """The YOLOv3 Caffe ports write `upsample_param { scale: 2 }`, the field our Upsample
+    reads (the ports number upsample_param differently: their caffemodels' layer settings
+    are not read, the prototxt's are)."""
+    x = normal((2, 3, 5, 4), seed=23)
+    errors = check_everywhere(tmp_path, net("Upsample", "upsample_param { scale: 2 }", x.shape),
+                              None, {"data": x}, {("out", "out", "Upsample"): upsample_port(x, 2)},
+                              format_name)
+    assert errors["out"] == 0.0
