@@ -24,6 +24,7 @@ from caffe2keras.cli import main
 from caffe2keras.proto import caffe_pb2
 from caffe2keras.shapes import registry as shape_registry
 from caffe2keras.verify import load_activations, to_keras_layout
+from readme_devices import BACKENDS as ON_DEVICES, check_several_gpus, run_on_devices
 
 ROOT = Path(__file__).resolve().parent.parent
 README = ROOT / "README.md"
@@ -337,6 +338,8 @@ CHECKS = {
     "openvino-python": check_openvino_python,
     "torch-python": check_torch_python,
     "custom-layer": check_custom_layer,
+    "several-gpus-tensorflow": lambda ns, folder: check_several_gpus(ns, folder, golden),
+    "several-gpus-jax": lambda ns, folder: check_several_gpus(ns, folder, golden),
 }
 
 
@@ -382,5 +385,8 @@ def test_recipe(name, tmp_path, monkeypatch, clean_registry):
     monkeypatch.chdir(tmp_path)
     if name in REQUIRES:
         run_recipe(found[REQUIRES[name]])
-    namespace = run_recipe(recipe)
+    if name in ON_DEVICES:  # in a subprocess, on two devices (tests/readme_devices.py)
+        namespace = run_on_devices(name, recipe, tmp_path)
+    else:
+        namespace = run_recipe(recipe)
     CHECKS[name](namespace, tmp_path)
