@@ -11,6 +11,12 @@ Caffe's time or batch axis: it is refused by name. A time-major blob has 2 or 3 
 blob's Keras layout is NHWC, which the swap would contradict).
 
 ``verify`` swaps the same blobs when it feeds Caffe's inputs and compares Caffe's tops.
+
+State: each call of the Keras model starts from h_0 = c_0 = 0. Caffe's RecurrentLayer
+instead copies the last state of one forward call into h_0 (and c_0) of the next one; a
+``cont`` of 0 at step 0, which marks each item as a sequence start, cancels that copy (it
+multiplies h_0 and the forget gate), and then the numbers agree. A first forward call of a
+freshly loaded net agrees too.
 """
 
 from __future__ import annotations

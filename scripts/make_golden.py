@@ -53,6 +53,12 @@ class Fixture:
     bn_factor: str = "random"
     # write the caffemodel as a V1 NetParameter (`layers`, legacy 4-D blob dims)
     v1_binary: bool = False
+    # (input name, n): inputs drawn as integers in [0, n) instead (Embed indices; a
+    # recurrent layer's cont in {0, 1}); as floats, like every Caffe blob
+    integer_inputs: tuple = ()
+    # recurrent `cont` inputs whose step 0 is set to 0 (every sequence starts in the batch):
+    # otherwise Caffe's LSTM/RNN carry the last state of the previous forward call
+    sequence_starts: tuple = ()
 
 
 FIXTURE_NETS = {
@@ -90,6 +96,10 @@ FIXTURE_NETS = {
     "mtcnn_like": Fixture(311, 316),
     "super_resolution": Fixture(312, 317),
     "custom_layer": Fixture(330, 331),
+    # BVLC's Embed, LSTM, RNN, Im2col, SPP, Parameter
+    "recurrent": Fixture(340, 341, integer_inputs=(("cont", 2), ("words", 7)),
+                         sequence_starts=("cont",)),
+    "bvlc_misc": Fixture(342, 343, integer_inputs=(("idx", 6),)),
     # Pooling's mask top, MaxUnPool, BatchNormKyle
     "unpooling": Fixture(360, 361),
 }
@@ -113,11 +123,17 @@ NSFW = {
 
 # ----------------------------------------------------------------------------- inputs
 
-def make_inputs(net, rng, kind):
+def make_inputs(net, rng, kind, integer_inputs=(), sequence_starts=()):
     """{input name: float32 array} of the net's declared input shapes."""
     inputs = {}
+    integers = dict(integer_inputs)
     for name in gf.input_names(net):
         shape = net.blobs[name].data.shape
+        if name in integers:
+            inputs[name] = rng.randint(0, integers[name], shape).astype(np.float32)
+            if name in sequence_starts:
+                inputs[name][0] = 0
+            continue
         x = rng.standard_normal(shape)
         if kind == "positive":
             x = np.abs(x) + 0.1
@@ -213,7 +229,24 @@ def fill_normalize(net, i, layer, rng, fixture):
     layer.blobs[0].data[...] = rng.uniform(2.0, 20.0, layer.blobs[0].data.shape)
 
 
+def fill_table(net, i, layer, rng, fixture):
+    """Embed, LSTM, RNN, Parameter: matrices N(0, 1) / sqrt(columns) (LSTM/RNN states stay
+    O(1)), vectors U(-0.5, 0.5), a Parameter's blob N(0, 1)."""
+    for blob in layer.blobs:
+        shape = blob.data.shape
+        if layer.type == "Parameter":
+            blob.data[...] = rng.standard_normal(shape)
+        elif len(shape) == 2:
+            blob.data[...] = rng.standard_normal(shape) / np.sqrt(shape[1])
+        else:
+            blob.data[...] = rng.uniform(-0.5, 0.5, shape)
+
+
 FILLERS = {
+    "Embed": fill_table,
+    "LSTM": fill_table,
+    "RNN": fill_table,
+    "Parameter": fill_table,
     "Convolution": fill_linear,
     "Deconvolution": fill_linear,
     "InnerProduct": fill_linear,
@@ -230,7 +263,8 @@ def fill_weights(net, fixture):
     """Fill every parameter blob, layer by layer in execution order, from
     RandomState(weights_seed); the calibration input comes first from the same stream."""
     rng = np.random.RandomState(fixture.weights_seed)
-    gf.set_inputs(net, make_inputs(net, rng, fixture.inputs))
+    gf.set_inputs(net, make_inputs(net, rng, fixture.inputs, fixture.integer_inputs,
+                                   fixture.sequence_starts))
     for i, layer in enumerate(net.layers):
         if len(layer.blobs):
             if layer.type not in FILLERS:
@@ -267,7 +301,8 @@ def make_fixture(name, fixture):
     declared = gf.declared_layer_names(gf.read_prototxt(prototxt))
     net = caffe.Net(prototxt, caffe.TEST)
     fill_weights(net, fixture)
-    inputs = make_inputs(net, np.random.RandomState(fixture.input_seed), fixture.inputs)
+    inputs = make_inputs(net, np.random.RandomState(fixture.input_seed), fixture.inputs,
+                         fixture.integer_inputs, fixture.sequence_starts)
     _, in_memory = gf.record(net, inputs, declared)
     if fixture.v1_binary:
         write_v1_caffemodel(prototxt, net, caffemodel)

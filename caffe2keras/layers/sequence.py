@@ -113,19 +113,22 @@ class _Recurrent(keras.layers.Layer):
         pass
 
     def _projections(self, inputs):
-        """x_t @ W_x^T + b for every t, (N, T, width), and the static term (or None)."""
+        """x_t @ W_x^T + b for every t, a list of (N, width), the static term (or None) and
+        cont. Step by step, 2-D: OpenVINO's CPU plugin runs a 3-D product of an input plus
+        a bias in bf16 whatever the precision marks say."""
         x, cont = inputs[0], inputs[1]
         steps = x.shape[1]
         if len(x.shape) != 3:  # (a no-op reshape of an input confuses OpenVINO)
             x = ops.reshape(x, (-1, steps, self.input_kernel.shape[0]))
-        projected = ops.matmul(x, self.input_kernel) + self.input_bias
+        projected = [ops.matmul(x[:, t], self.input_kernel) + self.input_bias
+                     for t in range(steps)]
         static = None
         if self.static_input:
             x_static = inputs[2]
             if len(x_static.shape) != 2:  # (a no-op reshape of an input confuses OpenVINO)
                 x_static = ops.reshape(x_static, (-1, self.static_kernel.shape[0]))
             static = ops.matmul(x_static, self.static_kernel)
-        return projected, static, ops.cast(cont, projected.dtype), steps
+        return projected, static, ops.cast(cont, projected[0].dtype), steps
 
     def compute_output_shape(self, input_shape):
         x = tuple(input_shape[0])
@@ -146,11 +149,11 @@ class CaffeLSTM(_Recurrent):
     def call(self, inputs):
         projected, static, cont, steps = self._projections(inputs)
         width = self.num_output
-        h = c = ops.zeros_like(projected[:, 0, :width])
+        h = c = ops.zeros_like(projected[0][:, :width])
         outputs = []
         for t in range(steps):
             keep = cont[:, t:t + 1]
-            gates = ops.matmul(h * keep, self.recurrent_kernel) + projected[:, t]
+            gates = ops.matmul(h * keep, self.recurrent_kernel) + projected[t]
             if static is not None:
                 gates = gates + static
             i = ops.sigmoid(gates[:, :width])
@@ -174,10 +177,10 @@ class CaffeRNN(_Recurrent):
 
     def call(self, inputs):
         projected, static, cont, steps = self._projections(inputs)
-        h = ops.zeros_like(projected[:, 0])
+        h = ops.zeros_like(projected[0])
         outputs = []
         for t in range(steps):
-            pre = ops.matmul(h * cont[:, t:t + 1], self.recurrent_kernel) + projected[:, t]
+            pre = ops.matmul(h * cont[:, t:t + 1], self.recurrent_kernel) + projected[t]
             if static is not None:
                 pre = pre + static
             h = ops.tanh(pre)
