@@ -136,46 +136,6 @@ def _batch_norm_kyle(layer, bottoms):
     return [batch_norm_kyle(bottoms[0], *layer.blobs[:3], p.eps, *affine)]
 
 
-def convolution(x, w, b, stride, pad, dilation, group):
-    """Caffe's convolution as its im2col + gemm computes it, one kernel offset at a time: the
-    sum over offsets of (weights at that offset) x (the input pixels it sees), each a BLAS
-    product (float64). The same numbers as caffe_ref.convolution, fast enough for a full-size
-    segmentation net."""
-    x, w = np.asarray(x, np.float64), np.asarray(w, np.float64)
-    (sh, sw), (ph, pw), (dh, dw) = stride, pad, dilation
-    n, c, h, wd = x.shape
-    c_out, c_group, kh, kw = w.shape
-    oh = (h + 2 * ph - (dh * (kh - 1) + 1)) // sh + 1
-    ow = (wd + 2 * pw - (dw * (kw - 1) + 1)) // sw + 1
-    padded = np.zeros((n, c, h + 2 * ph, wd + 2 * pw))
-    padded[:, :, ph:ph + h, pw:pw + wd] = x
-    y = np.zeros((c_out, n, oh, ow))
-    out_group = c_out // group
-    for g in range(group):
-        xg = padded[:, g * c_group:(g + 1) * c_group]
-        wg = w[g * out_group:(g + 1) * out_group]
-        for a in range(kh):
-            for bb in range(kw):
-                patch = xg[:, :, a * dh:a * dh + sh * (oh - 1) + 1:sh,
-                           bb * dw:bb * dw + sw * (ow - 1) + 1:sw]
-                y[g * out_group:(g + 1) * out_group] += np.tensordot(wg[:, :, a, bb], patch,
-                                                                     axes=([1], [1]))
-    y = y.transpose(1, 0, 2, 3)
-    if b is not None:
-        y = y + np.asarray(b, np.float64).reshape(1, -1, 1, 1)
-    return y.astype(np.float32)
-
-
-def _convolution(layer, bottoms):
-    p = layer.param.convolution_param
-    assert p.axis == 1 and bottoms[0].ndim == 4, "fork_forward: 2-D convolution only"
-    dilation = list(p.dilation) or [1]
-    bias = layer.blobs[1] if p.bias_term else None
-    hw = numpy_forward._conv_hw
-    return [convolution(bottoms[0], layer.blobs[0], bias, hw(p, "stride", 1), hw(p, "pad", 0),
-                        (dilation[0], dilation[-1]), p.group)]
-
-
 def _deconvolution(layer, bottoms):
     p = layer.param.convolution_param
     dilation = list(p.dilation) or [1]
@@ -187,7 +147,6 @@ def _deconvolution(layer, bottoms):
 
 
 LAYERS = {
-    "Convolution": _convolution,
     "Pooling": _pooling,
     "Upsample": _upsample,
     "MaxUnPool": _max_unpool,
