@@ -1,4 +1,5 @@
-"""Pooling -> Keras pooling where it is exact, CaffePooling2D where Caffe's rules differ."""
+"""Pooling -> Keras pooling where it is exact, CaffePooling2D where Caffe's rules differ,
+CaffeMaxPoolingWithMask for MAX pooling's argmax mask top."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""Spatial resizing layers from the forks: Upsample (nearest), Interp (bilinear, PSPNet/DeepLab)."""
+"""Spatial resizing layers from the forks: Upsample (nearest; with a pooling mask as second
+bottom, SegNet/ENet unpooling), Interp (bilinear, PSPNet/DeepLab)."""
 
 from __future__ import annotations
 

@@ -1,6 +1,8 @@
-"""Segmentation-net layers: the SegNet/ENet ``BN``, ``BatchNormKyle``, and unpooling by a
-MAX pooling's mask (``MaxUnPool``; the two-bottom ``Upsample`` of caffe-segnet/caffe-enet,
-whose converter in ``resize`` uses ``unpool_geometry`` here)."""
+"""BN (SegNet/ENet), BatchNormKyle, MaxUnPool -> Scale, BatchNormalization, MaxUnpool2D.
+
+MaxUnPool and the two-bottom Upsample of caffe-segnet/caffe-enet (its converter is in
+``resize``) unpool by a MAX Pooling's mask: ``unpool_geometry`` checks where the mask comes
+from."""
 
 from __future__ import annotations
 
