@@ -294,7 +294,7 @@ def table_markdown() -> str:
         row = done.get(net.key)
         error = f"{row['largest_error']:.1e}" if row else "not run"
         seconds = f"{row['convert_seconds']:.1f} s" if row else "not run"
-        lines.append(f"| {net.title} | `{net.repo}` `{net.path}` | {shape} | "
+        lines.append(f"| {net.title} | `{net.repo}@{net.commit[:7]}` `{net.path}` | {shape} | "
                      f"{manifest['params']:,} | {error} | {seconds} |")
     return "\n".join(lines)
 

@@ -3,8 +3,7 @@ runs at, its seed, and the seeded weights every run generates for it.
 
 The prototxts are the authors' text, byte for byte (``sha256`` below). They are not part of
 this repository: ``scripts/make_zoo.py collect`` copies them out of the public repositories'
-git snapshots into the zoo folder (``$CAFFE2KERAS_ZOO``, else ``shared/zoo`` beside the
-checkout), and the tests read them there.
+git snapshots into the zoo folder (``zoo_dir``), and the tests read them there.
 
 Weights are never stored. ``generate_weights`` draws them from one PCG64 stream per net,
 using only the generator's raw 64-bit output and arithmetic written here (no numpy
@@ -36,7 +35,12 @@ TRAINED_FACTOR = 999.982
 
 
 def zoo_dir() -> Path:
-    return Path(os.environ.get(ZOO_ENV) or REPO.parent / "shared" / "zoo")
+    """Where the published prototxts are: ``$CAFFE2KERAS_ZOO``, else ``tests/zoo/prototxt``
+    if the checkout holds them, else ``shared/zoo`` beside the checkout."""
+    if os.environ.get(ZOO_ENV):
+        return Path(os.environ[ZOO_ENV])
+    inside = REFERENCES / "prototxt"
+    return inside if inside.is_dir() else REPO.parent / "shared" / "zoo"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -150,7 +154,8 @@ def load_sources() -> dict[str, str]:
 
 def all_nets() -> list[ZooNet]:
     sums = load_sources()
-    return [_net(key, title, source, path, sums.get(key, ""), seed=1000 + i, **fields)
+    return [_net(key, title, source, path, sums.get(key, {}).get("sha256", ""), seed=1000 + i,
+                 **fields)
             for i, (key, title, source, path, fields) in enumerate(_TABLE)]
 
 
