@@ -219,3 +219,4 @@ def test_every_format(tmp_path):
     net, _, want = check_net(tmp_path, text, blobs, inputs)
     worst = check_formats(net, want, inputs)
     assert set(worst) == {"onnx", "tflite", "openvino", "torch"}
+    print(f"\nlargest relative error per format: {worst}")
