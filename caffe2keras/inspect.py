@@ -3,12 +3,18 @@
 from __future__ import annotations
 
 from .ir import Net
-from .registry import has_converter
+from .registry import has_converter, refused_types
 from .shapes import infer_shapes
 
 
 def _shape_text(shape) -> str:
     return "?" if shape is None else "x".join(str(d) for d in shape)
+
+
+def _converter_cell(type_: str) -> str:
+    if has_converter(type_):
+        return "yes"
+    return "refused" if type_ in refused_types() else "NO"
 
 
 def inspect_rows(net: Net) -> list[tuple[str, ...]]:
@@ -22,7 +28,7 @@ def inspect_rows(net: Net) -> list[tuple[str, ...]]:
         rows.append((layer.name, layer.type, ", ".join(names.get(b, b) for b in layer.bottoms),
                      ", ".join(layer.top_blobs), shapes,
                      f"{params:,}" if layer.blobs else "-",
-                     "yes" if has_converter(layer.type) else "NO"))
+                     _converter_cell(layer.type)))
     return rows
 
 
@@ -35,13 +41,18 @@ def format_report(net: Net) -> str:
              for row in [header] + rows]
     lines.insert(1, "  ".join("-" * width for width in widths))
     total = sum(blob.size for layer in net.layers for blob in layer.blobs)
-    missing = sorted({layer.type for layer in net.layers if not has_converter(layer.type)})
+    refused = refused_types()
+    missing = sorted({layer.type for layer in net.layers
+                      if not has_converter(layer.type) and layer.type not in refused})
+    by_design = sorted({layer.type for layer in net.layers if layer.type in refused})
     lines.append("")
     lines.append(f"{len(net.layers)} layers, {len(net.inputs)} input(s), outputs: "
                  f"{', '.join(net.blob_names().get(v, v) for v in net.outputs) or '-'}")
     lines.append(f"{total:,} parameters ({total * 4 / 2**20:.1f} MiB as float32)")
     if missing:
         lines.append(f"no converter for: {', '.join(missing)}")
+    for type_ in by_design:
+        lines.append(f"refused: {type_} ({refused[type_]})")
     unknown = [layer.name for layer in net.layers if any(t not in net.shapes for t in layer.tops)]
     if unknown:
         lines.append(f"shapes unknown from layer {unknown[0]!r} on (no shape rule upstream)")

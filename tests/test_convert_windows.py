@@ -93,6 +93,21 @@ layer { name: "reindex" type: "BatchReindex" bottom: "data" bottom: "order" top:
     assert "'reindex' (BatchReindex: it selects or reorders" in message
 
 
+def test_inspect_marks_the_refused_layers(tmp_path):
+    from caffe2keras.inspect import format_report
+    from caffe2keras.reader.loader import load_net
+    text = 'name: "batch"\n' + INPUT + """
+layer { name: "order" type: "Input" top: "order" input_param { shape { dim: 2 } } }
+layer { name: "reindex" type: "BatchReindex" bottom: "data" bottom: "order" top: "reordered" }
+"""
+    prototxt, _ = write_net(tmp_path, text)
+    report = format_report(load_net(prototxt))
+    row = next(line for line in report.splitlines() if line.startswith("reindex "))
+    assert row.split()[-1] == "refused"
+    assert "refused: BatchReindex (it selects or reorders the items of Caffe's batch" in report
+    assert "no converter for" not in report
+
+
 def test_the_layer_table_lists_the_refused_types():
     row = [line for line in layer_table_markdown().splitlines() if line.startswith("| BatchReindex")]
     assert row == ["| BatchReindex, Filter | refused: it selects or reorders the items of Caffe's "
