@@ -108,6 +108,10 @@ def _fillers_for(layer) -> list[caffe_pb2.FillerParameter]:
         return [p.inner_product_param.weight_filler, p.inner_product_param.bias_filler]
     if layer.type == "Embed":
         return [p.embed_param.weight_filler, p.embed_param.bias_filler]
+    if layer.type in ("LSTM", "RNN"):  # the unrolled net's InnerProducts: W_x, b, [W_static], W_h...
+        weight, bias = p.recurrent_param.weight_filler, p.recurrent_param.bias_filler
+        static = [weight] if len(layer.bottoms) == 3 else []
+        return [weight, bias, *static, weight] + ([weight, bias] if layer.type == "RNN" else [])
     if layer.type == "PReLU":
         has = p.prelu_param.HasField("filler")
         return [p.prelu_param.filler if has else _constant(0.25)]

@@ -9,7 +9,7 @@ import pytest
 
 import caffe2keras
 import caffe_ref_sequence as ref
-from caffe2keras.errors import StructureError, UnsupportedLayerError
+from caffe2keras.errors import StructureError
 from numpy_forward import assert_close, normal, write_net
 
 T, N, D, H = 5, 3, 4, 6  # steps, batch, input width, hidden width: all different
@@ -139,3 +139,19 @@ def test_config_round_trip(cls):
     layer = getattr(layers, cls)(**kwargs, name="x")
     again = type(layer).from_config(layer.get_config())
     assert again.get_config() == layer.get_config()
+
+
+@pytest.mark.parametrize("kind", ["LSTM", "RNN"])
+def test_recurrent_weights_from_the_fillers(tmp_path, kind):
+    """Without a caffemodel every blob takes recurrent_param's weight or bias filler, as the
+    InnerProducts of Caffe's unrolled net do."""
+    text = _recurrent_net(kind, True).replace(
+        f"num_output: {H} }}",
+        f'num_output: {H} weight_filler {{ type: "constant" value: 0.25 }} '
+        'bias_filler { type: "constant" value: -0.5 } }')
+    prototxt, _ = write_net(tmp_path, text)
+    with pytest.warns(UserWarning, match="fillers"):
+        model = caffe2keras.convert(prototxt, None)
+    weights = model.get_layer("rec").get_weights()
+    expected = [0.25, -0.5, 0.25, 0.25] + ([0.25, -0.5] if kind == "RNN" else [])
+    assert [float(np.unique(w).item()) for w in weights] == expected
