@@ -35,6 +35,7 @@ os.environ.setdefault("GLOG_minloglevel", "2")
 import numpy as np  # noqa: E402
 import caffe  # noqa: E402
 from caffe.proto import caffe_pb2  # noqa: E402
+from google.protobuf import text_format  # noqa: E402
 
 import golden_format as gf  # noqa: E402
 
@@ -53,6 +54,9 @@ class Fixture:
     bn_factor: str = "random"
     # write the caffemodel as a V1 NetParameter (`layers`, legacy 4-D blob dims)
     v1_binary: bool = False
+    # the prototxt real Caffe runs instead of deploy.prototxt, whose fork layers this build
+    # lacks: an equivalent net whose recorded layers carry deploy.prototxt's names
+    caffe_net: str = ""
     # (input name, n): inputs drawn as integers in [0, n) instead (Embed indices; a
     # recurrent layer's cont in {0, 1}); as floats, like every Caffe blob
     integer_inputs: tuple = ()
@@ -96,6 +100,12 @@ FIXTURE_NETS = {
     "mtcnn_like": Fixture(311, 316),
     "super_resolution": Fixture(312, 317),
     "custom_layer": Fixture(330, 331),
+    # the converter fork's HardSwish, HardSigmoid, PixelShuffle, Pad, Resize, ...
+    "extra_layers": Fixture(350, 351),
+    # Clip, Swish, Mish (not in this build): run as an equivalent net of its layers
+    "fork_activations": Fixture(352, 353, caffe_net="caffe_equivalent.prototxt"),
+    # Axpy, ShuffleChannel, ConvolutionDepthwise, DepthwiseConvolution (not in this build)
+    "fork_layers": Fixture(354, 355, caffe_net="caffe_equivalent.prototxt"),
     # BVLC's Embed, LSTM, RNN, Im2col, SPP, Parameter
     "recurrent": Fixture(340, 341, integer_inputs=(("cont", 2), ("words", 7)),
                          sequence_starts=("cont",)),
@@ -294,12 +304,25 @@ def write_v1_caffemodel(prototxt, net, path):
 
 # ----------------------------------------------------------------------------- fixtures
 
+def read_deploy(prototxt, fixture):
+    """deploy.prototxt's NetParameter; with an equivalent net to run, the fields of its fork
+    layers this build's schema lacks are skipped (only names and types are read)."""
+    if not fixture.caffe_net:
+        return gf.read_prototxt(prototxt)
+    param = caffe_pb2.NetParameter()
+    with open(prototxt) as f:
+        text_format.Merge(f.read(), param, allow_unknown_field=True)
+    return param
+
+
 def make_fixture(name, fixture):
     folder = os.path.join(FIXTURES, name)
     prototxt = os.path.join(folder, "deploy.prototxt")
     caffemodel = os.path.join(folder, "weights.caffemodel")
-    declared = gf.declared_layer_names(gf.read_prototxt(prototxt))
-    net = caffe.Net(prototxt, caffe.TEST)
+    deploy = read_deploy(prototxt, fixture)
+    declared = gf.declared_layer_names(deploy)
+    run = os.path.join(folder, fixture.caffe_net) if fixture.caffe_net else prototxt
+    net = caffe.Net(run, caffe.TEST)
     fill_weights(net, fixture)
     inputs = make_inputs(net, np.random.RandomState(fixture.input_seed), fixture.inputs,
                          fixture.integer_inputs, fixture.sequence_starts)
@@ -310,7 +333,7 @@ def make_fixture(name, fixture):
         net.save(caffemodel)
 
     # the golden comes from the saved files, which must reproduce the in-memory net
-    net = caffe.Net(prototxt, caffe.TEST, weights=caffemodel)
+    net = caffe.Net(run, caffe.TEST, weights=caffemodel)
     if fixture.v1_binary:
         check_v1_binary(net, caffemodel)
     entries, arrays = gf.record(net, inputs, declared)
@@ -318,6 +341,9 @@ def make_fixture(name, fixture):
         if not np.array_equal(a, b):
             raise AssertionError(f"{name}: {entry['layer']} differs after reloading {caffemodel}")
     check_finite(name, entries, arrays)
+    types = {layer.name: layer.type for layer in deploy.layer}
+    for entry in entries:  # deploy.prototxt's type where an equivalent net ran
+        entry["type"] = types.get(entry["layer"], entry["type"])
     gf.write_golden(os.path.join(folder, "golden.npz"),
                     gf.manifest(name, fixture.weights_seed, fixture.input_seed, inputs, entries),
                     inputs, arrays)
