@@ -30,12 +30,18 @@ def _refused_rows() -> list[tuple[str, str]]:
 
 
 def _input_rows() -> list[tuple[str, str]]:
-    """The types that become the model's inputs (train/val nets' data layers among them)."""
+    """The types that become the model's inputs (train/val nets' data layers among them), and
+    those a train/val net's inference net leaves out."""
+    from .reader.inference import KNOWN_TRAINING_TYPES
     from .reader.inputs import DATA_LAYER_TYPES
     return [(", ".join(sorted(DATA_LAYER_TYPES | {"Input"})),
              "Model inputs, shaped by the layer's parameters (or --input-shape); a data "
              "layer's label tops and the loss and accuracy layers of a train/val net are "
-             "dropped")]
+             "dropped"),
+            (", ".join(sorted(KNOWN_TRAINING_TYPES)),
+             "Left out of a train/val net's inference net (they train or evaluate); the main "
+             "SoftmaxWithLoss or SigmoidCrossEntropyLoss becomes a Softmax or Sigmoid, as in "
+             "deploy nets")]
 
 
 def layer_table_markdown() -> str:

@@ -25,6 +25,10 @@ from ..proto import caffe_pb2
 from .inputs import DATA_LAYER_TYPES
 
 TRAINING_ONLY_TYPES = frozenset({"Accuracy", "DetectionEvaluate", "HDF5Output"})
+# the loss types of BVLC Caffe and the SSD fork, for the layer table (any *Loss type goes)
+KNOWN_TRAINING_TYPES = TRAINING_ONLY_TYPES | {
+    "ContrastiveLoss", "EuclideanLoss", "HingeLoss", "InfogainLoss", "MultiBoxLoss",
+    "MultinomialLogisticLoss", "SigmoidCrossEntropyLoss", "SmoothL1Loss", "SoftmaxWithLoss"}
 # loss type -> the activation its prediction goes through in a deploy net
 _ACTIVATION_OF_LOSS = {"SoftmaxWithLoss": "Softmax", "SigmoidCrossEntropyLoss": "Sigmoid"}
 
