@@ -194,6 +194,8 @@ def test_refusals(tmp_path):
     layer { name: "bn" type: "BN" bottom: "data" top: "bn" }"""
     assert "bn_mode LEARN" in _refusal(tmp_path, learn, {"bn": [np.ones((1, 2, 1, 1),
                                                                          np.float32)] * 2})
+    other_fork = learn.replace('top: "bn" }', 'top: "bn" bn_param { frozen: true } }')
+    assert "the BN of another fork" in _refusal(tmp_path, other_fork)
 
 
 def test_every_format(tmp_path):

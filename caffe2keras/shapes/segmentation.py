@@ -13,6 +13,13 @@ def _bn(layer, bottoms):
     optional 2nd/3rd tops are LEARN mode's batch mean and variance, refused by the converter)."""
     expect_bottoms(layer, bottoms, 1)
     expect_ndim(layer, bottoms[0], 4)
+    p = sub_param(layer, "bn_param")
+    other = [f for f in ("slope_filler", "bias_filler", "momentum", "eps", "frozen") if has(p, f)]
+    if other:
+        raise layer_error(layer, f"bn_param sets {', '.join(other)}: the BN of another fork "
+                                 "(slope, bias and running statistics), whose forward pass is "
+                                 "not transcribed here; only the SegNet/ENet BN (bn_mode, "
+                                 "scale_filler, shift_filler) converts")
     if len(layer.tops) != 1:
         raise layer_error(layer, f"{len(layer.tops)} tops: the batch mean and variance tops "
                                  "exist in LEARN mode only, which has no inference form")
