@@ -124,6 +124,14 @@ layer { name: "cat" type: "Concat" bottom: "ip" bottom: "ip" top: "cat" concat_p
         caffe2keras.convert(prototxt, None)
 
 
+def test_too_many_steps_are_refused(tmp_path):
+    text = _recurrent_net("RNN", False).replace(f"dim: {T} dim: {N}", f"dim: 5000 dim: {N}")
+    prototxt, _ = write_net(tmp_path, text)
+    with pytest.raises(StructureError, match=r"'rec' \(RNN\): 5000 time steps, more than the "
+                                             r"4096"):
+        caffe2keras.convert(prototxt, None)
+
+
 def test_expose_hidden_is_refused(tmp_path):
     text = _recurrent_net("LSTM", False).replace("num_output: 6 }", "num_output: 6 expose_hidden: true }")
     prototxt, _ = write_net(tmp_path, text)

@@ -46,6 +46,17 @@ layer { name: "ave2" type: "SPP" bottom: "data" top: "ave2" spp_param { pyramid_
     assert model.get_layer("max3").output.shape == (None, 3 * (1 + 4 + 16))
 
 
+def test_im2col_with_too_many_taps_is_refused(tmp_path):
+    text = ('name: "im2col"\nlayer { name: "data" type: "Input" top: "data" input_param { '
+            'shape { dim: 1 dim: 1 dim: 70 dim: 70 } } }\n'
+            'layer { name: "big" type: "Im2col" bottom: "data" top: "big" '
+            'convolution_param { kernel_size: 65 } }\n')
+    prototxt, _ = write_net(tmp_path, text)
+    with pytest.raises(StructureError, match=r"'big' \(Im2col\): a 65x65 kernel has more than "
+                                             r"the 4096 taps"):
+        caffe2keras.convert(prototxt, None)
+
+
 def test_spp_level_caffe_refuses(tmp_path):
     text = ('name: "spp"\nlayer { name: "data" type: "Input" top: "data" input_param { shape { '
             'dim: 1 dim: 2 dim: 5 dim: 8 } } }\n'

@@ -11,6 +11,7 @@ from .common import float32, name_of
 # The Keras layer classes this family's converters emit (for the formats table; a test
 # checks the list against the converters' code and what they build).
 KERAS_LAYERS = ("CaffeLSTM", "CaffeRNN", "Embed", "Permute")
+MAX_STEPS = 4096  # the time loop is unrolled, as Caffe unrolls its own net
 
 
 @converter("Embed")
@@ -47,6 +48,10 @@ def recurrent(layer, ctx):
     if len(ctx.bottom_shapes[0]) != 3:
         raise StructureError(f"layer {layer.name!r} ({layer.type}): x must be (T, N, D); "
                              f"{ctx.bottom_shapes[0]} does not convert")
+    if ctx.bottom_shapes[0][0] > MAX_STEPS:
+        raise StructureError(f"layer {layer.name!r} ({layer.type}): {ctx.bottom_shapes[0][0]} "
+                             f"time steps, more than the {MAX_STEPS} a converted (unrolled) "
+                             "recurrent layer takes")
     static = len(layer.bottoms) == 3
     blobs = layer.blobs
     weights = [float32(blobs[0].T), float32(blobs[1])]

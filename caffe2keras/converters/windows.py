@@ -13,6 +13,7 @@ from .common import constant_fits, float32, name_of
 # The Keras layer classes this family's converters emit (for the formats table; a test
 # checks the list against the converters' code and what they build).
 KERAS_LAYERS = ("Im2col", "Parameter", "SpatialPyramidPooling")
+MAX_TAPS = 4096  # Im2col's kernel positions: the graph holds one slice per tap
 
 refuse("BatchReindex", "Filter",
        reason="it selects or reorders the items of Caffe's batch, which no Keras model with a "
@@ -30,6 +31,9 @@ def im2col(layer, ctx):
     if len(bottom) != 4 or axis != 1:
         raise _refuse(layer, f"converts on a 4-D (N, C, H, W) input with axis 1; got "
                              f"{bottom} with axis {axis}")
+    if kernel[0] * kernel[1] > MAX_TAPS:
+        raise _refuse(layer, f"a {kernel[0]}x{kernel[1]} kernel has more than the {MAX_TAPS} "
+                             "taps a converted Im2col takes (one slice each)")
     return [Step(custom_layers.Im2col(kernel=kernel, stride=stride, pad=pad, dilation=dilation,
                                       output_size=out, name=name_of(layer)))]
 
