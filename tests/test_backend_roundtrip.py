@@ -4,7 +4,8 @@ The nets are converted once, here, each with every blob Caffe stored as an outpu
 as ``.keras``. A subprocess per backend (KERAS_BACKEND=tensorflow, torch, jax: Keras fixes its
 backend at import) loads each file with ``safe_mode=True`` and runs it on Caffe's stored inputs.
 Every output must match Caffe's blob (the golden tolerance) and the other backends' outputs to
-float32 round-off. The nets together hold every custom layer class the golden fixtures use.
+float32 round-off. Between them the nets hold every custom layer class a golden fixture used
+when this was written (CUSTOM_CLASSES, checked).
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from caffe2keras.build import build_graph
 from caffe2keras.formats.base import input_names, output_names
 from caffe2keras.lazy import keras
 from caffe2keras.save import save_model
+from caffe2keras.time_major import time_major_values
 from caffe2keras.verify import _check_entry, _distinct, _value_of, load_activations, to_keras_layout
 from test_backends import require_backend
 
@@ -29,12 +31,15 @@ ROOT = Path(__file__).resolve().parent.parent
 FIXTURES = ROOT / "fixtures"
 BACKENDS = ("tensorflow", "torch", "jax")
 # Between them: every custom layer class of the golden fixtures (checked below).
-NETS = ("activations", "caffenet", "detection_layers", "fcn", "positive_ops", "scale_bias",
-        "shape_ops", "ssd")
-CUSTOM_CLASSES = {"AbsVal", "ArgMax", "Bias", "BiasByInput", "CaffePooling2D", "Crop",
-                  "DetectionOutput", "Exp", "GroupedConv2DTranspose", "LRN", "Log", "MVN",
-                  "Normalize", "Power", "PriorBox", "Reduction", "Scale", "ScaleByInput", "Slice",
-                  "Threshold", "Tile", "WeightedSum"}
+NETS = ("activations", "bvlc_misc", "caffenet", "detection_layers", "extra_layers", "fcn",
+        "fork_activations", "fork_layers", "positive_ops", "recurrent", "scale_bias", "shape_ops",
+        "ssd", "unpooling")
+CUSTOM_CLASSES = {"AbsVal", "ArgMax", "Axpy", "Bias", "BiasByInput", "BilinearResize", "CaffeLSTM",
+                  "CaffeMaxPoolingWithMask", "CaffePad", "CaffePooling2D", "CaffeRNN", "Clip",
+                  "Crop", "DetectionOutput", "Embed", "Exp", "GroupedConv2DTranspose", "Im2col",
+                  "LRN", "Log", "MVN", "MaxUnpool2D", "Normalize", "Parameter", "Power",
+                  "PriorBox", "Reduction", "Scale", "ScaleByInput", "Slice",
+                  "SpatialPyramidPooling", "Swish", "Threshold", "Tile", "WeightedSum"}
 # Backends differ in summation order only: relative to the blob's largest value.
 ROUND_OFF = 1e-5
 
@@ -60,16 +65,18 @@ def save_probe(name: str, folder: Path) -> dict:
     net = prepare(str(FIXTURES / name / "deploy.prototxt"),
                   str(FIXTURES / name / "weights.caffemodel"), fuse_batchnorm=False)
     model_inputs, tensors = build_graph(net)
-    stored = [(entry, tensors[_value_of(net, entry["layer"], entry["top"])])
-              for entry in manifest["blobs"]]
-    probe = keras.Model(model_inputs, _distinct([tensor for _, tensor in stored]))
+    time_major = time_major_values(net)  # (T, N, ...) in Caffe, (N, T, ...) in Keras
+    values = [(entry, _value_of(net, entry["layer"], entry["top"])) for entry in manifest["blobs"]]
+    probe = keras.Model(model_inputs, _distinct([tensors[value] for _, value in values]))
     by_tensor = {id(t): output for t, output in zip(probe.outputs, output_names(probe))}
-    fed = {entry["name"]: to_keras_layout(arrays[entry["key"]]) for entry in manifest["inputs"]}
+    fed = {entry["name"]: to_keras_layout(arrays[entry["key"]], entry["name"] in time_major)
+           for entry in manifest["inputs"]}
     save_model(probe, str(folder / f"{name}.keras"))
     np.savez(folder / f"{name}.feeds.npz",
              **dict(zip(input_names(probe), (fed[n] for n in net.inputs))))
     return {"manifest": manifest, "arrays": arrays,
-            "outputs": [(entry, by_tensor[id(tensor)]) for entry, tensor in stored],
+            "outputs": [(entry, by_tensor[id(tensors[value])], value in time_major)
+                        for entry, value in values],
             "classes": {type(layer).__name__ for layer in probe.layers
                         if type(layer).__module__.startswith("caffe2keras.")}}
 
@@ -102,12 +109,12 @@ def test_a_keras_file_gives_the_same_numbers_on_every_backend(tmp_path):
         for backend in BACKENDS:
             with np.load(tmp_path / f"{name}.results.{backend}.npz") as archive:
                 results[backend] = {key: archive[key] for key in archive.files}
-        for entry, output in probe["outputs"]:
+        for entry, output, swapped in probe["outputs"]:
             expected = probe["arrays"][entry["key"]]
             where = f"{name}: {entry['layer']} ({entry['top']})"
             for backend in BACKENDS:
                 check = _check_entry(entry, expected, results[backend][output],
-                                     probe["manifest"]["tolerance"])
+                                     probe["manifest"]["tolerance"], swapped)
                 assert check.passed, f"{where} on {backend}: {check}"
                 worst_golden = max(worst_golden, check.relative_error)
             scale = max(float(np.max(np.abs(expected), initial=0.0)), 1e-30)
