@@ -239,7 +239,7 @@ def pixel_shuffle_ref(x, r):
     return y
 
 
-@pytest.mark.parametrize("r, channels", [(2, 12), (3, 18)])
+@pytest.mark.parametrize("r, channels", [(2, 12), (3, 18), (1, 4)])
 def test_pixel_shuffle_matches_the_fork(tmp_path, r, channels):
     shape = (2, channels, 3, 5)
     x = normal(shape, seed=15)

@@ -26,7 +26,7 @@ from .common import caffe_order_reshape, finite, name_of
 
 # The Keras layer classes this family's converters emit (for the formats table; a test
 # checks the list against the converters' code and what they build).
-KERAS_LAYERS = ("BilinearResize", "CaffePad", "Cropping2D", "Permute", "Reshape",
+KERAS_LAYERS = ("BilinearResize", "CaffePad", "Cropping2D", "Identity", "Permute", "Reshape",
                 "ZeroPadding2D")
 
 _PAD_MODES = {caffe_pb2.PadParameter.CONSTANT: "constant",
@@ -95,6 +95,8 @@ def pixel_shuffle(layer, ctx):
     """NHWC (H, W, C*r*r) -> (H, W, C, r, r) -> (H, r, W, r, C) -> (H*r, W*r, C)."""
     _, channels, height, width = _four_d(layer, ctx)
     r = layer.param.pixelshuffle_param.upscale_factor
+    if r == 1:  # Caffe copies the input
+        return [Step(keras.layers.Identity(name=name_of(layer)))]
     out = channels // (r * r)
     return [Step(keras.layers.Reshape((height, width, out, r, r), name=name_of(layer, "split"))),
             Step(keras.layers.Permute((1, 4, 2, 5, 3), name=name_of(layer, "interleave"))),
