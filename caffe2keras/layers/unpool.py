@@ -13,6 +13,12 @@ and receives that window's value if the window's mask points at ``o``, else zero
 repeats the input and the mask ``stride`` times along each axis, shifts by the pooling's pad,
 and keeps the value where the repeated mask equals the pixel's own flat index. The converter
 checks that the mask comes from such a pooling.
+
+Near ties: a mask is a discrete choice. Where two pixels of a window hold values equal to
+within the round-off of the layers before (which no two implementations of a convolution
+compute bit for bit), Caffe and the converted model (or a runtime running its export) may name
+different pixels, and the unpooled map then holds that value one pixel away from Caffe's. Fed
+the same input, masks and unpooled maps are Caffe's exactly.
 """
 
 from __future__ import annotations
