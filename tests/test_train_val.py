@@ -177,6 +177,19 @@ layer { name: "bce" type: "SigmoidCrossEntropyLoss" bottom: "score" bottom: "lab
     assert net.outputs == ["fc", "prob"]  # both main losses (loss_weight 1) keep a prediction
 
 
+def test_a_loss_of_several_predictions_keeps_them_all(tmp_path):
+    """SSD's MultiBoxLoss reads locations, confidences, priors and the labels."""
+    net = _net(tmp_path, """
+layer { name: "conf" type: "InnerProduct" bottom: "conv" top: "conf"
+        inner_product_param { num_output: 3 } }
+layer { name: "label_copy" type: "Power" bottom: "label" top: "label_copy" }
+layer { name: "mbox_loss" type: "MultiBoxLoss" bottom: "fc" bottom: "conf" bottom: "label_copy"
+        top: "mbox_loss" }
+""")
+    assert [layer.name for layer in net.layers] == ["conv", "fc", "conf"]
+    assert net.outputs == ["conf", "fc"] and list(net.inputs) == ["data"]
+
+
 def test_a_net_that_only_evaluates_keeps_what_it_evaluates(tmp_path):
     net = _net(tmp_path, 'layer { name: "acc" type: "Accuracy" bottom: "fc" bottom: "label" '
                          'top: "acc" }')

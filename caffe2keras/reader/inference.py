@@ -7,8 +7,9 @@ Caffe's published pairs (CaffeNet, GoogLeNet, LeNet: ``train_val.prototxt`` /
 * layers that only train or evaluate go: every ``*Loss`` type, Accuracy, and the like;
 * the main loss (the largest ``loss_weight``; several when they tie) keeps its prediction: a
   SoftmaxWithLoss becomes the Softmax of the deploy files (named ``prob``, as they name it,
-  when there is one), a SigmoidCrossEntropyLoss a Sigmoid; other losses leave their first
-  bottom as the net's output;
+  when there is one), a SigmoidCrossEntropyLoss a Sigmoid; other losses leave their bottoms
+  that are not labels (the data layers' later tops and what only they compute) as the net's
+  outputs (SSD's MultiBoxLoss: the locations, confidences and priors);
 * without any loss, what the evaluating layers (Accuracy, ...) read first stays, as the output;
 * auxiliary losses (a smaller ``loss_weight``, GoogLeNet's ``loss1``/``loss2`` at 0.3) go with
   every layer that only they needed, as do layers that only fed the labels;
@@ -97,6 +98,12 @@ def reduce_to_inference(layers: list) -> tuple[list, Reduction]:
         steps.append((layer, bottoms, tops))
 
     read = {value for _, bottoms, _ in steps for value in bottoms}
+    labels = set()  # a data layer's tops after the first, and what is computed from them alone
+    for layer, bottoms, tops in steps:
+        if layer.type in DATA_LAYER_TYPES:
+            labels.update(tops[1:])
+        elif bottoms and all(bottom in labels for bottom in bottoms):
+            labels.update(tops)
     wanted = set()
     result = []
     for layer, bottoms, tops in steps:
@@ -114,8 +121,10 @@ def reduce_to_inference(layers: list) -> tuple[list, Reduction]:
                 reduction.replaced.append((layer.name, layer.type, new.name))
                 result.append((new, bottoms[:1], [(new.name, 0)]))
                 wanted.add((new.name, 0))
-            elif (id(layer) in main_ids or not losses) and bottoms:
-                wanted.add(bottoms[0])  # a loss's prediction; without losses, what is evaluated
+            elif id(layer) in main_ids:  # its predictions: every bottom but the labels
+                wanted.update(bottom for bottom in bottoms if bottom not in labels)
+            elif not losses and bottoms:
+                wanted.add(bottoms[0])  # without losses, what is evaluated
             continue
         result.append((layer, bottoms, tops))
         if layer.type in DATA_LAYER_TYPES:
