@@ -108,6 +108,8 @@ def reference(keys: list[str], writer_python: str) -> None:
         layers = [{"name": name, "type": layer.type, "shapes": [list(b.data.shape)
                                                                  for b in layer.blobs]}
                   for name, layer in zip(shapes_net._layer_names, shapes_net.layers)]
+        for name in residual_ends(shapes_net, layers):
+            next(layer for layer in layers if layer["name"] == name)["residual"] = True
         del shapes_net
         weights = os.path.join(tmp_dir.name, "weights.caffemodel")
         recipe = os.path.join(tmp_dir.name, "layers.json")
@@ -210,6 +212,39 @@ def rewrite_axpy(proto, caffe_pb2) -> None:
         scaled.scale_param.axis = 0
         proto.layer.add(name=layer.name, type="Eltwise", bottom=[scaled.top[0], shift],
                         top=list(layer.top))
+
+
+# Layers through which a branch's scale passes unchanged: ReLU(k x) = k ReLU(x) for k > 0.
+POSITIVE_HOMOGENEOUS = ("ReLU",)
+SCALABLE = ("Scale", "Convolution", "Deconvolution", "InnerProduct")
+
+
+def residual_ends(cnet, layers: list[dict]) -> set[str]:
+    """The layers whose weights end a branch that an Eltwise (or an Axpy's product) adds: the
+    last layer with weights writing each summed blob, through in-place ReLUs."""
+    names = list(cnet._layer_names)
+    recipe = {layer["name"]: layer for layer in layers}
+    marked = set()
+    for i, name in enumerate(names):
+        if cnet.layers[i].type == "Eltwise":
+            bottoms = list(cnet.bottom_names[name])
+        elif name.endswith(AXPY_PART + "scale"):
+            bottoms = list(cnet.bottom_names[name])[:1]
+        else:
+            continue
+        for bottom in bottoms:
+            for writer in reversed(names[:i]):
+                if bottom not in cnet.top_names[writer]:
+                    continue
+                if recipe[writer]["shapes"]:
+                    if recipe[writer]["type"] in SCALABLE:
+                        marked.add(writer)
+                    break
+                if recipe[writer]["type"] == "Slice":  # DPN: a part of one layer's output
+                    bottom = cnet.bottom_names[writer][0]
+                elif recipe[writer]["type"] not in POSITIVE_HOMOGENEOUS:
+                    break
+    return marked
 
 
 def caffe_version(caffe) -> str:

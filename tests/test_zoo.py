@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 
 import zoo_nets as zn
-from zoo_check import check_net
+from zoo_check import check_net, elementwise_relative
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "scripts"))
 import make_zoo  # noqa: E402
@@ -110,6 +110,14 @@ def test_a_reduced_blob_catches_a_wrong_value_anywhere():
         zn.compare_reduced(stored, blob.reshape(1, 6, 50, 40))
     small = blob[:, :2, :3, :4]
     assert zn.compare_reduced(zn.reduce_blob(small, 1), small + 0.5)[0] == pytest.approx(0.5)
+
+
+def test_a_small_probability_is_compared_to_itself():
+    expected = np.array([[0.9, 0.0997, 3e-4]], dtype=np.float32)
+    drifted = expected * np.array([1, 1, 1.25], dtype=np.float32)
+    assert zn.compare_reduced(zn.reduce_blob(expected, 0), drifted)[1] < 1e-4
+    assert elementwise_relative(expected, drifted) == pytest.approx(0.25, rel=1e-5)
+    assert elementwise_relative(expected, expected) == 0.0
 
 
 def test_readme_zoo_table_is_current():

@@ -18,6 +18,10 @@ import numpy as np
 import zoo_nets as zn
 
 TOLERANCE = 1e-4
+# Probabilities (Softmax tops) are also compared value by value, relative to each value, so a
+# small class probability cannot drift under its blob's largest one. A logit error d moves a
+# probability by a factor exp(+-2d); the logits match to 1e-4 of their largest value.
+PROBABILITY_TOLERANCE = 1e-3
 
 
 @dataclasses.dataclass
@@ -66,6 +70,17 @@ def write_weights(net: zn.ZooNet, manifest: dict, folder: str) -> str:
     write_caffemodel(path, proto, weights, legacy=len(proto.layers) > 0)
     del weights
     return path
+
+
+def elementwise_relative(expected: np.ndarray, actual: np.ndarray) -> float:
+    """Largest |actual - expected| / expected over the values float32 holds to full precision
+    (normal numbers)."""
+    expected = expected.astype(np.float64)
+    normal = expected >= np.finfo(np.float32).tiny
+    if not normal.any():
+        return 0.0
+    return float(np.max(np.abs(actual.astype(np.float64)[normal] - expected[normal])
+                        / expected[normal]))
 
 
 def check_net(net: zn.ZooNet, folder: str) -> Outcome:
@@ -121,7 +136,13 @@ def check_net(net: zn.ZooNet, folder: str) -> Outcome:
             error, relative = reshaped[0], reshaped[1]
         else:
             error, relative = zn.compare_reduced(stored, actual)
-        results.append(BlobResult(entry["layer"], entry["top"], entry["why"], error, relative))
+        note = ""
+        if entry["type"] == "Softmax" and "full" in stored:
+            worst = elementwise_relative(stored["full"], actual)
+            if worst > PROBABILITY_TOLERANCE:
+                note = f"a probability is off by {worst:.2e} of its value"
+        results.append(BlobResult(entry["layer"], entry["top"], entry["why"], error, relative,
+                                  note))
     order = {(e["layer"], e["top"]): i for i, e in enumerate(manifest["blobs"])}
     results.sort(key=lambda r: order[(r.layer, r.top)])
     del probe, model, values

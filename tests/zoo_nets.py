@@ -32,6 +32,7 @@ FULL_LIMIT = 8192
 SAMPLE = 2048
 # Caffe's factor in trained BVLC models' BatchNorm (the moving-average normaliser).
 TRAINED_FACTOR = 999.982
+RESIDUAL_GAIN = 0.3
 
 
 def zoo_dir() -> Path:
@@ -192,37 +193,46 @@ def generate_weights(layers: list[dict], seed: int, bn_factor: float = 1.0):
     product of all but the first axis), so activations stay O(1) through deep nets; biases
     small. BatchNorm holds a non-trivial mean and variance, each multiplied by ``bn_factor``
     (Caffe divides them by the third blob). Scale factors near 1, PReLU slopes in (0.05, 0.3),
-    Normalize scales in (10, 20) (SSD's 20)."""
+    Normalize scales in (10, 20) (SSD's 20). A layer marked ``residual`` (it ends a branch an
+    Eltwise adds) has its arrays scaled by ``RESIDUAL_GAIN``: BatchNorm with made-up statistics
+    does not normalise, so each full-size residual sum would double the variance (ResNet-152's
+    logits reached 1e9); with the gain they stay within a few tens."""
     stream = Stream(seed)
     out = {}
     for layer in layers:
-        kind, shapes = layer["type"], [tuple(s) for s in layer["shapes"]]
-        if not shapes:
-            continue
-        if kind == "BatchNorm":
-            channels = shapes[0]
-            mean = stream.uniform(channels, -0.5, 0.5)
-            var = stream.uniform(channels, 0.5, 2.0)
-            factor = np.full(shapes[2], bn_factor, dtype=np.float32)
-            out[layer["name"]] = [mean * factor[0], var * factor[0], factor]
-        elif kind == "Scale":
-            arrays = [stream.uniform(shapes[0], 0.6, 1.4)]
-            arrays += [stream.uniform(s, -0.2, 0.2) for s in shapes[1:]]
-            out[layer["name"]] = arrays
-        elif kind == "PReLU":
-            out[layer["name"]] = [stream.uniform(s, 0.05, 0.3) for s in shapes]
-        elif kind == "Normalize":
-            out[layer["name"]] = [stream.uniform(s, 10.0, 20.0) for s in shapes]
-        else:
-            arrays = []
-            for shape in shapes:
-                if len(shape) >= 2:
-                    bound = math.sqrt(3.0 * 2.0 / max(1, math.prod(shape[1:])))
-                    arrays.append(stream.uniform(shape, -bound, bound))
-                else:
-                    arrays.append(stream.uniform(shape, -0.05, 0.05))
-            out[layer["name"]] = arrays
+        _layer_weights(stream, layer, bn_factor, out)
+        if layer.get("residual"):
+            out[layer["name"]] = [a * np.float32(RESIDUAL_GAIN) for a in out[layer["name"]]]
     return out
+
+
+def _layer_weights(stream: Stream, layer: dict, bn_factor: float, out: dict) -> None:
+    kind, shapes = layer["type"], [tuple(s) for s in layer["shapes"]]
+    if not shapes:
+        return
+    if kind == "BatchNorm":
+        channels = shapes[0]
+        mean = stream.uniform(channels, -0.5, 0.5)
+        var = stream.uniform(channels, 0.5, 2.0)
+        factor = np.full(shapes[2], bn_factor, dtype=np.float32)
+        out[layer["name"]] = [mean * factor[0], var * factor[0], factor]
+    elif kind == "Scale":
+        arrays = [stream.uniform(shapes[0], 0.6, 1.4)]
+        arrays += [stream.uniform(s, -0.2, 0.2) for s in shapes[1:]]
+        out[layer["name"]] = arrays
+    elif kind == "PReLU":
+        out[layer["name"]] = [stream.uniform(s, 0.05, 0.3) for s in shapes]
+    elif kind == "Normalize":
+        out[layer["name"]] = [stream.uniform(s, 10.0, 20.0) for s in shapes]
+    else:
+        arrays = []
+        for shape in shapes:
+            if len(shape) >= 2:
+                bound = math.sqrt(3.0 * 2.0 / max(1, math.prod(shape[1:])))
+                arrays.append(stream.uniform(shape, -bound, bound))
+            else:
+                arrays.append(stream.uniform(shape, -0.05, 0.05))
+        out[layer["name"]] = arrays
 
 
 def generate_input(shape, seed: int) -> np.ndarray:
