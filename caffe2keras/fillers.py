@@ -123,6 +123,10 @@ def _fillers_for(layer) -> list[caffe_pb2.FillerParameter]:
     if layer.type == "Normalize":
         np_ = p.norm_param
         return [np_.scale_filler if np_.HasField("scale_filler") else _constant(1.0)]
+    if layer.type == "BN":  # caffe-segnet / caffe-enet: scale, shift
+        return [p.bn_param.scale_filler, p.bn_param.shift_filler]
+    if layer.type == "BatchNormKyle":  # statistics and factor zero, alpha 1, beta 0
+        return [_constant(0.0)] * 3 + [_constant(1.0), _constant(0.0)]
     return []  # BatchNorm and the rest start from zeros
 
 

@@ -222,3 +222,24 @@ def test_every_format(tmp_path):
     worst = check_formats(net, want, inputs)
     assert set(worst) == {"onnx", "tflite", "openvino", "torch"}
     print(f"\nlargest relative error per format: {worst}")
+
+
+def test_fillers_without_weights(tmp_path):
+    """No caffemodel: BN takes its scale_filler and shift_filler (SegNet's 1 and 0.001),
+    BatchNormKyle Caffe's initial blobs (zero statistics and factor, alpha 1, beta 0)."""
+    text = """input: "data" input_shape { dim: 1 dim: 2 dim: 3 dim: 4 }
+    layer { name: "bn" type: "BN" bottom: "data" top: "bn"
+            bn_param { bn_mode: INFERENCE scale_filler { type: "constant" value: 1 }
+                       shift_filler { type: "constant" value: 0.001 } } }
+    layer { name: "kyle" type: "BatchNormKyle" bottom: "bn" top: "kyle"
+            batch_norm_param { use_alpha_beta: true eps: 0.25 } }"""
+    prototxt, _ = write_net(tmp_path, text)
+    net = prepare(prototxt, fuse_batchnorm=False)
+    scale, shift = net.layer("bn").blobs
+    assert scale.ravel().tolist() == [1.0, 1.0]
+    assert np.array_equal(shift.ravel(), np.full(2, 0.001, np.float32))
+    kyle = [b.ravel().tolist() for b in net.layer("kyle").blobs]
+    assert kyle == [[0.0, 0.0], [0.0, 0.0], [0.0], [1.0, 1.0], [0.0, 0.0]]
+    x = normal((1, 2, 3, 4), 9)
+    got = every_blob(net, {"data": x})[net.layer("kyle").tops[0]]
+    assert_close(got, (x + np.float32(0.001)) / np.sqrt(np.float32(0.25)), "kyle")
