@@ -168,6 +168,16 @@ def test_segnet_basic(tmp_path):
     assert result["got"][net.outputs[-1]].shape == (1, 11, 360, 480)
 
 
+def test_segnet(tmp_path):
+    """SegNet (VGG-16 encoder, 29.4 M parameters) at CamVid's 360 x 480: Upsample to the
+    upsample_h x upsample_w its file gives (23 x 30 after the ceil-mode 5th pooling)."""
+    result = check_against_numpy(tmp_path, without_image_data(
+        published("segnet_inference.prototxt")), seed=6103)
+    net = result["net"]
+    assert result["got"][net.layer("upsample5").tops[0]].shape == (1, 512, 23, 30)
+    assert result["got"][net.outputs[-1]].shape == (1, 11, 360, 480)
+
+
 def test_enet(tmp_path):
     """ENet at its published 512 x 1024: PReLU, dilated and asymmetric convolutions, BN,
     pooling masks, Upsample by them, Deconvolution, Concat, Eltwise."""
