@@ -99,7 +99,7 @@ FIXTURE_NETS = {
     "fcn": Fixture(310, 315),
     "mtcnn_like": Fixture(311, 316),
     "super_resolution": Fixture(312, 317),
-    "custom_layer": Fixture(330, 331),
+    "custom_layer": Fixture(330, 331, caffe_net="caffe_equivalent.prototxt"),
     # the converter fork's HardSwish, HardSigmoid, PixelShuffle, Pad, Resize, ...
     "extra_layers": Fixture(350, 351),
     # Clip, Swish, Mish (not in this build): run as an equivalent net of its layers

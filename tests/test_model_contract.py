@@ -205,7 +205,8 @@ def test_unsupported_layers_are_listed_in_one_error(tmp_path):
     expected = [("odd/1", "MadeUpLayer"), ("py", "Python"), ("odd2", "AnotherMadeUpLayer")]
     assert raised.value.layers == expected
     for name, type_ in expected:
-        assert f"'{name}' ({type_})" in str(raised.value)
+        assert f"'{name}' ({type_}" in str(raised.value)
+    assert "Python class that python_param names" in str(raised.value)
 
 
 @pytest.mark.parametrize("existing", [None, b"an older model, keep me"])
