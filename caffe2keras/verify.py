@@ -17,6 +17,9 @@ scale, so one scale per part of a blob that holds one kind:
   beside 0.9997): each probability is a part, its error relative to itself (probabilities
   below ``PROBABILITY_FLOOR`` count as that floor).
 
+* a MAX Pooling's second top is its mask: the index of each window's maximum, which must be
+  equal exactly, like ArgMax's indices.
+
 So an index off by one among values near 2, or a small probability off by 25%, fails.
 """
 
@@ -35,6 +38,7 @@ DEFAULT_TOLERANCE = 1e-4
 # Probabilities smaller than this are compared as if they were this (far below any use of a
 # probability; float32's exp loses relative precision near its smallest normal, 1.2e-38).
 PROBABILITY_FLOOR = 1e-30
+POOLING_MASK = "Pooling mask"
 
 
 @dataclass
@@ -99,6 +103,8 @@ def compare_values(layer_type: str, expected: np.ndarray, actual: np.ndarray, to
     Returns (max abs error, relative error: the largest over the parts, passed, note)."""
     if layer_type == "ArgMax":
         return _compare_argmax(expected, actual, tolerance)
+    if layer_type == POOLING_MASK:
+        return _compare_indices(expected, actual, tolerance)
     if layer_type == "Softmax":
         return _compare_probabilities(expected, actual, tolerance)
     return (*compare_blob(expected, actual, tolerance), "")
@@ -119,6 +125,23 @@ def _compare_argmax(expected: np.ndarray, actual: np.ndarray, tolerance: float):
         passed = passed and ok
     note = "" if passed or not wrong else f"{wrong} indices differ from Caffe's"
     return worst_error, worst_relative, passed, note
+
+
+def _compare_indices(expected: np.ndarray, actual: np.ndarray, tolerance: float):
+    """A blob of indices: right or wrong, each one."""
+    error, relative, _ = compare_blob(expected, actual, tolerance)
+    wrong = int(np.count_nonzero(actual != expected))
+    return error, relative, wrong == 0, f"{wrong} indices differ from Caffe's" if wrong else ""
+
+
+def value_kind(entry: dict, manifest: dict) -> str:
+    """The kind ``compare_values`` compares a stored blob as: its layer's type, or
+    ``POOLING_MASK`` for a Pooling layer's second top (the manifest keeps Caffe's top order)."""
+    if entry["type"] == "Pooling":
+        tops = [e["top"] for e in manifest["blobs"] if e["layer"] == entry["layer"]]
+        if tops.index(entry["top"]) == 1:
+            return POOLING_MASK
+    return entry["type"]
 
 
 def _compare_probabilities(expected: np.ndarray, actual: np.ndarray, tolerance: float):
@@ -245,13 +268,15 @@ def verify_net(net: Net, manifest: dict, arrays: dict[str, np.ndarray],
     results = _run_probe(keras.Model(model_inputs, _distinct([t for _, t, _ in probes])),
                          feeds, [tensor for _, tensor, _ in probes], runtime)
     for (entry, _, swapped), result in zip(probes, results):
-        checks.append(_check_entry(entry, arrays[entry["key"]], result, tolerance, swapped))
+        checks.append(_check_entry(entry, arrays[entry["key"]], result, tolerance, swapped,
+                                   value_kind(entry, manifest)))
     return _in_manifest_order(checks, manifest)
 
 
 def _check_entry(entry: dict, expected: np.ndarray, result, tolerance: float,
-                 time_major: bool = False) -> BlobCheck:
-    """One stored blob against what the model computed (Keras layout)."""
+                 time_major: bool = False, kind: str | None = None) -> BlobCheck:
+    """One stored blob against what the model computed (Keras layout); ``kind``: how its values
+    compare (``value_kind``), by default its layer's type."""
     actual = to_caffe_layout(np.asarray(result), time_major)
     if actual.shape != expected.shape:
         by_design = compare_reshaped(entry["type"], expected, actual, tolerance)
@@ -260,7 +285,7 @@ def _check_entry(entry: dict, expected: np.ndarray, result, tolerance: float,
                              f"shape {actual.shape} differs from Caffe's")
         return BlobCheck(entry["layer"], entry["top"], expected.shape, *by_design)
     return BlobCheck(entry["layer"], entry["top"], expected.shape,
-                     *compare_values(entry["type"], expected, actual, tolerance))
+                     *compare_values(kind or entry["type"], expected, actual, tolerance))
 
 
 def _in_manifest_order(checks: list[BlobCheck], manifest: dict) -> list[BlobCheck]:
@@ -297,7 +322,8 @@ def verify_artifact(path: str, manifest: dict, arrays: dict[str, np.ndarray],
     for entry in manifest["blobs"]:
         name = artifact_output_name(entry, manifest)
         if name in results:
-            checks.append(_check_entry(entry, arrays[entry["key"]], results[name], tolerance))
+            checks.append(_check_entry(entry, arrays[entry["key"]], results[name], tolerance,
+                                       kind=value_kind(entry, manifest)))
         else:
             checks.append(BlobCheck(entry["layer"], entry["top"], tuple(entry["shape"]), None,
                                     None, True, "not an output of the artifact"))
@@ -326,7 +352,7 @@ def format_checks(checks: list[BlobCheck], tolerance: float) -> str:
     compared = [c for c in checks if c.max_abs_error is not None]
     lines.append("")
     lines.append(f"{len(compared)} blobs compared, {len(failed)} failed (tolerance: relative error "
-                 f"<= {tolerance:g} of max |caffe| per blob; ArgMax indices exact, each Softmax "
+                 f"<= {tolerance:g} of max |caffe| per blob; ArgMax indices and pooling masks exact, each Softmax "
                  "probability relative to itself)")
     if failed:
         lines.append(f"first diverging layer: {failed[0].layer!r} (top {failed[0].top!r})")

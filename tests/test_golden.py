@@ -173,3 +173,23 @@ def test_a_softmax_converter_adding_1e_5_fails_at_its_layer(monkeypatch):
     failure = first_failure(checks)
     assert failure is not None and net.layer(failure.layer).type == "Softmax"
     assert max(c.max_abs_error for c in checks if c.max_abs_error is not None) < 2e-5
+
+
+def test_a_pooling_mask_index_off_by_one_fails():
+    """A mask index among values up to H*W is a position: one off is a wrong pixel."""
+    from caffe2keras.verify import POOLING_MASK, value_kind
+    manifest, arrays = load_activations(str(FIXTURES / "unpooling" / "golden.npz"))
+    entry = next(e for e in manifest["blobs"] if e["top"] == "pool1_mask")
+    assert value_kind(entry, manifest) == POOLING_MASK
+    assert value_kind(next(e for e in manifest["blobs"] if e["top"] == "pool1"), manifest) == "Pooling"
+    caffe = arrays[entry["key"]]
+    off_by_one = caffe.copy()
+    off_by_one.flat[7] += 1
+    assert compare_values(POOLING_MASK, caffe, off_by_one, 1e-4)[2:] == (
+        False, "1 indices differ from Caffe's")
+    assert compare_values(POOLING_MASK, caffe, caffe.copy(), 1e-4)[2]
+    # On a 360x480 plane (SegNet's) indices reach 172799: one off is 6e-6 of the largest, which
+    # the whole-blob rule would pass.
+    large = np.float32([[[[172799.0, 12.0]]]])
+    assert compare_blob(large, large + np.float32([0, 1]), 1e-4)[2]
+    assert not compare_values(POOLING_MASK, large, large + np.float32([0, 1]), 1e-4)[2]
