@@ -265,6 +265,11 @@ def verify_net(net: Net, manifest: dict, arrays: dict[str, np.ndarray],
                                     True, "not in the Keras model (fused, folded or dropped)"))
         else:
             probes.append((entry, tensors[value], value in time_major))
+    if not probes:
+        raise VerificationError(
+            f"none of the {len(manifest['blobs'])} blobs stored in the activations is a top of "
+            f"this net (the first is {manifest['blobs'][0]['layer']!r}): are they another net's?"
+            if manifest["blobs"] else "the activations hold no blobs")
     results = _run_probe(keras.Model(model_inputs, _distinct([t for _, t, _ in probes])),
                          feeds, [tensor for _, tensor, _ in probes], runtime)
     for (entry, _, swapped), result in zip(probes, results):

@@ -11,7 +11,7 @@ import pytest
 
 import caffe2keras
 from caffe2keras.cli import EXIT_CODES_END, EXIT_CODES_START, exit_codes, exit_codes_markdown
-from caffe2keras.errors import ParseError, StructureError
+from caffe2keras.errors import ParseError, StructureError, VerificationError
 
 ROOT = Path(__file__).resolve().parent.parent
 FIXTURES = ROOT / "fixtures"
@@ -129,3 +129,12 @@ def test_the_installed_command_exits_with_the_code_and_no_traceback(tmp_path):
     done = subprocess.run([*argv, "convert"], capture_output=True, text=True, timeout=300,
                           cwd=tmp_path)
     assert done.returncode == 2 and done.stderr.count("\n") == 1
+
+
+def test_verify_with_another_nets_activations_is_one_clear_error(run_cli):
+    prototxt, caffemodel = files("caffenet")
+    other = FIXTURES / "lrn" / "golden.npz"
+    code, _, err = run_cli("verify", prototxt, caffemodel, "--activations", other)
+    assert code == VerificationError.exit_code
+    assert err.startswith("caffe2keras: error: none of the ") and err.count("\n") == 1
+    assert "another net's?" in err
