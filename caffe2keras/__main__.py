@@ -4,4 +4,5 @@ import sys
 
 from .cli import main
 
-sys.exit(main())
+if __name__ == "__main__":  # the process's exit code; importing this module runs nothing
+    sys.exit(main())
