@@ -226,8 +226,8 @@ def _run_probe(probe, feeds: list[np.ndarray], wanted: list, runtime: str | None
     """The values of the ``wanted`` tensors: ``probe`` (whose outputs are those tensors, each
     once) run by Keras, or exported to ``runtime``'s format and run there."""
     if runtime is None:
-        results = probe.predict(feeds if len(feeds) > 1 else feeds[0], verbose=0)
-        results = [results] if len(probe.outputs) == 1 else list(results)
+        from .formats.base import keras_results
+        results = keras_results(probe, feeds)
     else:
         from .formats.base import input_names, output_names
         from .formats.write import run_exported

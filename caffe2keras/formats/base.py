@@ -80,6 +80,34 @@ def input_names(model) -> list[str]:
     return [tensor.name for tensor in model.inputs]
 
 
+def own_batch_inputs(model) -> dict[str, tuple]:
+    """The inputs whose axis 0 is their own, not the batch the other inputs share, by name:
+    those a layer takes at a position it lists in ``own_batch_inputs`` (e.g. the box list of
+    an ROI pooling, R boxes for N images), each with (that layer, the position)."""
+    names = {id(tensor): name for name, tensor in zip(input_names(model), model.inputs)}
+    found = {}
+    for layer in model.layers:
+        for node in layer._inbound_nodes:
+            for position in getattr(layer, "own_batch_inputs", ()):
+                tensor = node.input_tensors[position]
+                if id(tensor) in names:
+                    found[names[id(tensor)]] = (layer, position)
+    return found
+
+
+def keras_results(model, values: list) -> list:
+    """``model`` run by Keras on ``values`` (one array per input), one array per output:
+    ``predict``, or a direct call when the inputs differ in axis 0 (``predict`` wants one
+    batch size for all, "Data cardinality is ambiguous")."""
+    if len({len(value) for value in values}) > 1:
+        import keras
+        results = model(values, training=False)
+        results = results if isinstance(results, (list, tuple)) else [results]
+        return [keras.ops.convert_to_numpy(result) for result in results]
+    results = model.predict(values if len(values) > 1 else values[0], verbose=0)
+    return [results] if len(model.outputs) == 1 else list(results)
+
+
 def output_names(model) -> list[str]:
     """Canonical output names (see the module docstring), in the model's output order."""
     names = []

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..errors import ExportCheckError
-from .base import Format, input_names, output_names
+from .base import Format, input_names, keras_results, output_names, own_batch_inputs
 
 DEFAULT_TOLERANCE = 1e-4
 # One probe item per scale: 50 reaches the activations a mean-subtracted image gives; 1 keeps
@@ -28,11 +28,18 @@ class OutputCheck:
 
 
 def probe_inputs(model, seed: int = PROBE_SEED) -> dict[str, np.ndarray]:
-    """Seeded normal values for every input, item i scaled by PROBE_SCALES[i]."""
+    """Seeded normal values for every input, item i scaled by PROBE_SCALES[i]; an input with
+    its own axis 0 (``base.own_batch_inputs``) gets the values the layer taking it makes
+    (its ``probe_values(position, batch, rng)``, e.g. valid boxes for the batch)."""
     rng = np.random.default_rng(seed)
     scales = np.asarray(PROBE_SCALES, np.float32)
     feeds = {}
+    own = own_batch_inputs(model)
     for name, tensor in zip(input_names(model), model.inputs):
+        if name in own:
+            layer, position = own[name]
+            feeds[name] = np.asarray(layer.probe_values(position, len(scales), rng), np.float32)
+            continue
         shape = (len(scales), *tensor.shape[1:])
         if None in shape:
             raise ExportCheckError(f"input {name!r} has an unknown size {tuple(tensor.shape)}; "
@@ -43,10 +50,7 @@ def probe_inputs(model, seed: int = PROBE_SEED) -> dict[str, np.ndarray]:
 
 
 def keras_outputs(model, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-    values = [feeds[name] for name in input_names(model)]
-    results = model.predict(values if len(values) > 1 else values[0], verbose=0)
-    if len(model.outputs) == 1:
-        results = [results]
+    results = keras_results(model, [feeds[name] for name in input_names(model)])
     return {name: np.asarray(result) for name, result in zip(output_names(model), results)}
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .base import Format, Runner, input_names, output_names
+from .base import Format, Runner, input_names, keras_results, output_names
 
 
 class KerasRunner(Runner):
@@ -15,10 +15,7 @@ class KerasRunner(Runner):
         self.inputs, self.outputs = input_names(model), output_names(model)
 
     def run(self, feeds):
-        values = [feeds[name] for name in self.inputs]
-        results = self.model.predict(values if len(values) > 1 else values[0], verbose=0)
-        if len(self.outputs) == 1:
-            results = [results]
+        results = keras_results(self.model, [feeds[name] for name in self.inputs])
         return {name: np.asarray(result) for name, result in zip(self.outputs, results)}
 
 

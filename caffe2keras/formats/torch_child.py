@@ -114,20 +114,26 @@ def export(request: dict) -> dict:
     import keras
     import torch
 
+    from .base import input_names, own_batch_inputs
     from .torch_lowering import drop_layout_copies, export_lowerings
     from .torch_transfer import read_model
 
     keras.config.disable_traceback_filtering()  # failing_layer() looks for the layer's frame
     import_layer_modules(request)
     model = read_model(request["model"])
-    examples = tuple(torch.zeros((EXAMPLE_BATCH, *tensor.shape[1:]), dtype=torch.float32)
-                     for tensor in model.inputs)
+    # an input with its own axis 0 (base.own_batch_inputs: an ROI list) gets its own
+    # dynamic dimension, traced at another size
+    own = own_batch_inputs(model)
+    names = input_names(model)
+    examples = tuple(torch.zeros((EXAMPLE_BATCH + (name in own), *tensor.shape[1:]),
+                                 dtype=torch.float32) for name, tensor in zip(names, model.inputs))
     batch = torch.export.Dim("batch", min=1, max=MAX_BATCH)
+    dims = [{0: torch.export.Dim(f"own_{i}", min=1, max=MAX_BATCH) if name in own else batch}
+            for i, name in enumerate(names)]
     try:
         with torch.no_grad(), export_lowerings():
             exported = torch.export.export(program_module(model).eval(), examples,
-                                           dynamic_shapes=[tuple({0: batch} for _ in examples)],
-                                           strict=False)
+                                           dynamic_shapes=[tuple(dims)], strict=False)
     except Exception as error:  # noqa: BLE001  (any tracing failure, named by layer if we can)
         layer = failing_layer(error)
         if layer is None:

@@ -15,6 +15,7 @@ from caffe2keras.layers.normalize import MVN, Normalize
 from caffe2keras.layers.pooling import CaffeMaxPoolingWithMask, CaffePooling2D
 from caffe2keras.layers.preprocess import CaffePreprocess
 from caffe2keras.layers.resize import Interp
+from caffe2keras.layers.roi import PSROIPooling, ROIPooling
 from caffe2keras.layers.sequence import CaffeLSTM, CaffeRNN, Embed
 from caffe2keras.layers.windows import Im2col, Parameter, SpatialPyramidPooling
 from caffe2keras.layers.shape import ArgMax, Crop, Reduction, Slice, Tile
@@ -48,10 +49,12 @@ __all__ = [
     "MVN",
     "Normalize",
     "Parameter",
+    "PSROIPooling",
     "Power",
     "PriorBox",
     "Reduction",
     "Region",
+    "ROIPooling",
     "Scale",
     "ScaleByInput",
     "Slice",

@@ -10,6 +10,7 @@ from . import forks, yolo  # noqa: F401  (fork layers: depthwise, YOLO, ROI)
 from . import resample  # noqa: F401  (Resize, BilinearInterpolate, Unsqueeze)
 from . import segmentation  # noqa: F401  (BN, BatchNormKyle, MaxUnPool)
 from . import sequence, windows  # noqa: F401  (LSTM, RNN; Im2col, SPP, Parameter)
+from . import roi  # noqa: F401  (ROIPooling, PSROIPooling)
 from .conv import (ConvGeometry, PoolGeometry, conv_geometry, conv_output_size,
                    deconv_output_size, inner_product_inputs, pool_clip, pool_geometry,
                    pool_output_size)

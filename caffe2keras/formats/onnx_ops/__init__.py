@@ -13,6 +13,7 @@ from . import custom_yolo  # noqa: F401  (Region of the YOLOv2 ports)
 from . import custom_fork  # noqa: F401  (Clip, Swish, CaffePad, BilinearResize)
 from . import custom_segmentation  # noqa: F401  (pooling with its mask, MaxUnpool2D)
 from . import custom_sequence, custom_windows  # noqa: F401  (Embed, LSTM, RNN; Im2col, SPP, ...)
+from . import custom_roi  # noqa: F401  (ROIPooling, PSROIPooling)
 from .graph import OnnxGraph
 from .registry import find_lowering, lowering, refusal, refusal_reason
 
