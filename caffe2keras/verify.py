@@ -137,11 +137,14 @@ def _compare_indices(expected: np.ndarray, actual: np.ndarray, tolerance: float)
 def value_kind(entry: dict, manifest: dict) -> str:
     """The kind ``compare_values`` compares a stored blob as: its layer's type, or
     ``POOLING_MASK`` for a Pooling layer's second top (the manifest keeps Caffe's top order)."""
-    if entry["type"] == "Pooling":
-        tops = [e["top"] for e in manifest["blobs"] if e["layer"] == entry["layer"]]
-        if tops.index(entry["top"]) == 1:
-            return POOLING_MASK
+    if entry["type"] == "Pooling" and _tops_of_layer(entry, manifest).index(entry["top"]) == 1:
+        return POOLING_MASK
     return entry["type"]
+
+
+def _tops_of_layer(entry: dict, manifest: dict) -> list[str]:
+    """The stored tops of ``entry``'s layer, in Caffe's order."""
+    return [e["top"] for e in manifest["blobs"] if e["layer"] == entry["layer"]]
 
 
 def _compare_probabilities(expected: np.ndarray, actual: np.ndarray, tolerance: float):
@@ -302,7 +305,7 @@ def artifact_output_name(entry: dict, manifest: dict) -> str:
     """The canonical artifact output name (``formats.base.output_names``) of a stored blob:
     its layer's Keras name, with ``:k`` for the k-th top of a layer with several."""
     from .registry import keras_layer_name
-    tops = [e["top"] for e in manifest["blobs"] if e["layer"] == entry["layer"]]
+    tops = _tops_of_layer(entry, manifest)
     name = keras_layer_name(entry["layer"])
     return f"{name}:{tops.index(entry['top'])}" if len(tops) > 1 else name
 
